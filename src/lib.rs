@@ -1,1 +1,18 @@
-//! tmp
+//! # tears
+//!
+//! Scrutable recommendation after TEARS (Penaloza, Gouvert, Wu, Charlin, WWW 2025): a user's
+//! profile is a short natural-language summary that a person can read and edit.
+//!
+//! This facade re-exports the member crates and owns the run-time [`backend`] choice; library
+//! code in the member crates is generic over burn's `Backend`.
+//!
+//! ```
+//! use tears::data::{prepare, DatasetName, PrepareOptions};
+//! let prepared = prepare(DatasetName::Synthetic, &PrepareOptions::default())?;
+//! println!("{} training users", prepared.split.meta.counts.train_users);
+//! # Ok::<(), tears::data::DataError>(())
+//! ```
+
+pub mod backend;
+
+pub use tears_data as data;

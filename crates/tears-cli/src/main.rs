@@ -1,1 +1,177 @@
-fn main() {}
+//! The `tears` command line.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tears::data::split::{RandomHoldout, SummaryWindow, UserCount};
+use tears::data::{DatasetName, PrepareOptions, Preprocess, Protocol, default_data_dir, prepare};
+
+/// Scrutable recommendation with editable natural-language user profiles (TEARS).
+#[derive(Debug, Parser)]
+#[command(name = "tears", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load a dataset, split it with an evaluation protocol and write the split directory.
+    Prepare(PrepareArgs),
+}
+
+#[derive(Debug, Args)]
+struct PrepareArgs {
+    /// ml100k, ml1m, ml1m-gpt4, ml-latest, netflix, goodbooks or synthetic.
+    #[arg(long)]
+    dataset: String,
+    /// Data root laid out like `shared/data` (ml-100k/, ml-1m/, summaries/, ...).
+    /// Defaults to $TEARS_DATA_DIR, else ../shared/data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Read the dataset's files from this folder instead of its standard place under --data-dir.
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Where to write the split (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// random-holdout or summary-window (default: the dataset's benchmark protocol).
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Skip malformed lines (and report how many) instead of failing on the first one.
+    #[arg(long)]
+    lenient: bool,
+    /// Validation users: a count, or a fraction like 0.1 (random-holdout), a count (summary-window).
+    #[arg(long)]
+    validation_users: Option<f64>,
+    /// Test users: as --validation-users.
+    #[arg(long)]
+    test_users: Option<f64>,
+    /// summary-window: M, the number of most recent ratings that open the window.
+    #[arg(long)]
+    window: Option<usize>,
+    /// summary-window: minimum held-out positives of an evaluation user.
+    #[arg(long)]
+    min_heldout: Option<usize>,
+    /// Drop users with fewer ratings.
+    #[arg(long, default_value_t = 0)]
+    min_ratings_per_user: usize,
+    /// Drop items with fewer positives.
+    #[arg(long, default_value_t = 0)]
+    min_positives_per_item: usize,
+    /// Iterate to a k-core of the positive interactions.
+    #[arg(long)]
+    k_core: Option<usize>,
+}
+
+fn user_count(v: f64) -> UserCount {
+    if v.fract() == 0.0 && v >= 1.0 { UserCount::Count(v as usize) } else { UserCount::Fraction(v) }
+}
+
+fn spinner(message: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn cmd_prepare(a: PrepareArgs) -> Result<()> {
+    let name: DatasetName = a.dataset.parse()?;
+    let mut protocol = match &a.protocol {
+        Some(p) => Protocol::from_name(p)?,
+        None => name.default_protocol(),
+    };
+    match &mut protocol {
+        Protocol::RandomHoldout(RandomHoldout { validation_users, test_users, .. }) => {
+            if let Some(v) = a.validation_users {
+                *validation_users = user_count(v);
+            }
+            if let Some(v) = a.test_users {
+                *test_users = user_count(v);
+            }
+        }
+        Protocol::SummaryWindow(SummaryWindow { window, min_heldout, validation_users, test_users }) => {
+            if let Some(v) = a.validation_users {
+                *validation_users = v as usize;
+            }
+            if let Some(v) = a.test_users {
+                *test_users = v as usize;
+            }
+            if let Some(m) = a.window {
+                *window = m;
+            }
+            if let Some(m) = a.min_heldout {
+                *min_heldout = m;
+            }
+        }
+    }
+    let options = PrepareOptions {
+        data_dir: a.data_dir.unwrap_or_else(default_data_dir),
+        path: a.path,
+        protocol: Some(protocol),
+        preprocess: Preprocess {
+            min_ratings_per_user: a.min_ratings_per_user,
+            min_positives_per_item: a.min_positives_per_item,
+            k_core: a.k_core,
+            ..Preprocess::default()
+        },
+        seed: a.seed,
+        lenient: a.lenient,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let bar = spinner(format!("preparing {}", name.as_str()));
+    let prepared = prepare(name, &options);
+    bar.finish_and_clear();
+    let prepared = prepared.with_context(|| format!("preparing {}", name.as_str()))?;
+    let prepared_in = started.elapsed();
+    prepared.split.save(&a.out).with_context(|| format!("writing the split to {}", a.out.display()))?;
+    let stats = prepared.dataset.stats(prepared.split.meta.positive_above);
+    let c = &prepared.split.meta.counts;
+    println!(
+        "{} ({}, seed {}): {} ratings from {} users on {} items{}",
+        prepared.split.meta.dataset,
+        prepared.split.meta.protocol,
+        prepared.split.meta.seed,
+        stats.events,
+        stats.users,
+        stats.rated_items,
+        if prepared.dataset.skipped_records > 0 {
+            format!(" ({} malformed records skipped)", prepared.dataset.skipped_records)
+        } else {
+            String::new()
+        }
+    );
+    println!("  train_users         {:>9}", c.train_users);
+    println!("  validation_users    {:>9}", c.validation_users);
+    println!("  test_users          {:>9}", c.test_users);
+    println!("  items               {:>9}", c.items);
+    println!("  train_interactions  {:>9}  (positives; {} ratings in all)", c.train_interactions, c.train_ratings);
+    println!("  validation_heldout  {:>9}", c.validation_heldout);
+    println!("  test_heldout        {:>9}", c.test_heldout);
+    if c.dropped_evaluation_users > 0 {
+        println!("  dropped evaluation users (nothing to hold out): {}", c.dropped_evaluation_users);
+    }
+    println!("wrote {} in {:.2?} (load + split {:.2?})", a.out.display(), started.elapsed(), prepared_in);
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Prepare(a) => cmd_prepare(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

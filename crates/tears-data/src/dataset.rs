@@ -154,13 +154,7 @@ pub struct DatasetBuilder {
 impl DatasetBuilder {
     /// An empty builder for the dataset called `name`.
     pub fn new(name: &str) -> Self {
-        DatasetBuilder {
-            dataset: Dataset {
-                name: name.to_string(),
-                ..Dataset::default()
-            },
-            ..Default::default()
-        }
+        DatasetBuilder { dataset: Dataset { name: name.to_string(), ..Dataset::default() }, ..Default::default() }
     }
 
     /// Adds (or replaces the metadata of) an item.
@@ -190,11 +184,7 @@ impl DatasetBuilder {
         if let Some(&idx) = self.item_index.get(&id) {
             return idx;
         }
-        self.add_item(Item {
-            id,
-            title: format!("item {id}"),
-            ..Item::default()
-        })
+        self.add_item(Item { id, title: format!("item {id}"), ..Item::default() })
     }
 
     /// The dense index of user `id`, creating it when new.
@@ -212,12 +202,7 @@ impl DatasetBuilder {
     pub fn rate(&mut self, user: u64, item: u64, rating: f32, timestamp: i64) {
         let user = self.user(user);
         let item = self.item(item);
-        self.dataset.events.push(Event {
-            user,
-            item,
-            rating,
-            timestamp,
-        });
+        self.dataset.events.push(Event { user, item, rating, timestamp });
     }
 
     /// Number of events so far.
@@ -246,11 +231,7 @@ impl DatasetBuilder {
     /// Finishes the dataset.
     pub fn finish(self) -> Dataset {
         if self.dataset.skipped_records > 0 {
-            tracing::warn!(
-                "{}: skipped {} malformed records",
-                self.dataset.name,
-                self.dataset.skipped_records
-            );
+            tracing::warn!("{}: skipped {} malformed records", self.dataset.name, self.dataset.skipped_records);
         }
         self.dataset
     }

@@ -66,15 +66,9 @@ impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            return DataError::MissingFile {
-                path: path.to_path_buf(),
-                dataset: "file".to_string(),
-            };
+            return DataError::MissingFile { path: path.to_path_buf(), dataset: "file".to_string() };
         }
-        DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        DataError::Io { path: path.to_path_buf(), source }
     }
 
     /// A parse error at `line` of `path`; `found` is shortened to 120 characters.
@@ -86,12 +80,7 @@ impl DataError {
         } else {
             found.to_string()
         };
-        DataError::Parse {
-            path: path.to_path_buf(),
-            line,
-            expected: expected.into(),
-            found,
-        }
+        DataError::Parse { path: path.to_path_buf(), line, expected: expected.into(), found }
     }
 
     /// Whether this error describes one bad record (which lenient loading may skip).

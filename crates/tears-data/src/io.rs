@@ -15,10 +15,7 @@ pub fn require_file(path: &Path, dataset: &str) -> Result<PathBuf> {
     if path.is_file() {
         Ok(path.to_path_buf())
     } else {
-        Err(DataError::MissingFile {
-            path: path.to_path_buf(),
-            dataset: dataset.to_string(),
-        })
+        Err(DataError::MissingFile { path: path.to_path_buf(), dataset: dataset.to_string() })
     }
 }
 
@@ -27,10 +24,9 @@ pub fn require_file(path: &Path, dataset: &str) -> Result<PathBuf> {
 /// xz files are decompressed in memory (they are only used for small summary files).
 pub fn open(path: &Path, dataset: &str) -> Result<Box<dyn BufRead>> {
     let mut file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::MissingFile {
-            path: path.to_path_buf(),
-            dataset: dataset.to_string(),
-        },
+        std::io::ErrorKind::NotFound => {
+            DataError::MissingFile { path: path.to_path_buf(), dataset: dataset.to_string() }
+        }
         _ => DataError::io(path, e),
     })?;
     let mut magic = [0u8; 6];
@@ -42,10 +38,8 @@ pub fn open(path: &Path, dataset: &str) -> Result<Box<dyn BufRead>> {
     } else if n == 6 && magic == XZ_MAGIC {
         let mut input = BufReader::new(file);
         let mut out = Vec::new();
-        lzma_rs::xz_decompress(&mut input, &mut out).map_err(|e| DataError::Decompress {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        lzma_rs::xz_decompress(&mut input, &mut out)
+            .map_err(|e| DataError::Decompress { path: path.to_path_buf(), message: e.to_string() })?;
         Ok(Box::new(std::io::Cursor::new(out)))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
@@ -56,9 +50,7 @@ pub fn open(path: &Path, dataset: &str) -> Result<Box<dyn BufRead>> {
 pub fn read_all(path: &Path, dataset: &str) -> Result<Vec<u8>> {
     let mut reader = open(path, dataset)?;
     let mut out = Vec::new();
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| DataError::io(path, e))?;
+    reader.read_to_end(&mut out).map_err(|e| DataError::io(path, e))?;
     Ok(out)
 }
 
@@ -96,12 +88,7 @@ pub struct Lines<'a> {
 impl<'a> Lines<'a> {
     /// Wraps `reader`, whose errors will name `path`.
     pub fn new(reader: Box<dyn BufRead + 'a>, path: &Path) -> Self {
-        Lines {
-            reader,
-            path: path.to_path_buf(),
-            buf: Vec::with_capacity(256),
-            line: 0,
-        }
+        Lines { reader, path: path.to_path_buf(), buf: Vec::with_capacity(256), line: 0 }
     }
 
     /// The next line, or `None` at the end of the input.
@@ -128,10 +115,7 @@ impl<'a> Lines<'a> {
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".to_string());
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".to_string());
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let file = File::create(&tmp)?;
@@ -163,14 +147,7 @@ mod tests {
             let (n, s) = l.expect("line");
             got.push((n, s.into_owned()));
         }
-        assert_eq!(
-            got,
-            vec![
-                (1, "café".to_string()),
-                (2, "naïve".to_string()),
-                (3, "plain".to_string())
-            ]
-        );
+        assert_eq!(got, vec![(1, "café".to_string()), (2, "naïve".to_string()), (3, "plain".to_string())]);
     }
 
     #[test]
@@ -185,9 +162,7 @@ mod tests {
 
     #[test]
     fn missing_file_names_path_and_dataset() {
-        let err = open(Path::new("/nonexistent/ratings.dat"), "MovieLens 1M")
-            .err()
-            .expect("must fail");
+        let err = open(Path::new("/nonexistent/ratings.dat"), "MovieLens 1M").err().expect("must fail");
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/ratings.dat") && msg.contains("MovieLens 1M"), "{msg}");
     }
@@ -198,10 +173,7 @@ mod tests {
         let p = dir.path().join("x.csv");
         write_atomic(&p, |w| w.write_all(b"hello")).expect("write");
         assert_eq!(std::fs::read(&p).expect("read"), b"hello");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("ls")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names.len(), 1);
     }
 }

@@ -82,11 +82,7 @@ impl DatasetName {
     /// The loader and the folder (under a data root) of a real dataset; `None` for synthetic.
     pub fn source(self, root: &Path) -> Option<(Source, PathBuf)> {
         let pick = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| root.join(n))
-                .find(|p| p.is_dir())
-                .unwrap_or_else(|| root.join(names[0]))
+            names.iter().map(|n| root.join(n)).find(|p| p.is_dir()).unwrap_or_else(|| root.join(names[0]))
         };
         Some(match self {
             DatasetName::Ml100k => (Source::Ml100k, pick(&["ml-100k"])),
@@ -177,14 +173,9 @@ pub fn gpt4_summaries_path(data_dir: &Path) -> Result<PathBuf> {
 
 /// Loads the dataset `name` (generating it for `synthetic`).
 pub fn load(name: DatasetName, options: &PrepareOptions) -> Result<Dataset> {
-    let load_options = LoadOptions {
-        lenient: options.lenient,
-    };
+    let load_options = LoadOptions { lenient: options.lenient };
     match name.source(&options.data_dir) {
-        None => generate(&SyntheticConfig {
-            seed: options.seed,
-            ..options.synthetic.clone()
-        }),
+        None => generate(&SyntheticConfig { seed: options.seed, ..options.synthetic.clone() }),
         Some((source, dir)) => source.load(options.path.as_deref().unwrap_or(&dir), &load_options),
     }
 }
@@ -221,9 +212,5 @@ pub fn prepare(name: DatasetName, options: &PrepareOptions) -> Result<Prepared> 
             eligible_users: eligible,
         },
     )?;
-    Ok(Prepared {
-        dataset,
-        split,
-        summaries,
-    })
+    Ok(Prepared { dataset, split, summaries })
 }

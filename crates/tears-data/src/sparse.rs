@@ -75,9 +75,7 @@ impl Interactions {
             }
             indptr.push(indices.len());
         }
-        Ok(Interactions {
-            matrix: CsMat::new((rows.len(), n_items), indptr, indices, data),
-        })
+        Ok(Interactions { matrix: CsMat::new((rows.len(), n_items), indptr, indices, data) })
     }
 
     /// Number of rows (users).

@@ -43,11 +43,7 @@ pub struct UserRows {
 impl UserRows {
     /// Empty rows.
     pub fn new() -> Self {
-        UserRows {
-            users: Vec::new(),
-            offsets: vec![0],
-            entries: Vec::new(),
-        }
+        UserRows { users: Vec::new(), offsets: vec![0], entries: Vec::new() }
     }
 
     /// Appends a user and their ratings.
@@ -207,12 +203,7 @@ pub struct SummaryWindow {
 
 impl Default for SummaryWindow {
     fn default() -> Self {
-        SummaryWindow {
-            window: 64,
-            min_heldout: 10,
-            validation_users: 250,
-            test_users: 250,
-        }
+        SummaryWindow { window: 64, min_heldout: 10, validation_users: 250, test_users: 250 }
     }
 }
 
@@ -268,6 +259,10 @@ pub struct SplitCounts {
     pub test_heldout: usize,
     /// Evaluation users dropped because nothing was left to hold out.
     pub dropped_evaluation_users: usize,
+    /// Users that qualified for evaluation (random-holdout: enough positives to take part at all;
+    /// summary-window: enough positives before their window).
+    #[serde(default)]
+    pub eligible_evaluation_users: usize,
 }
 
 /// Everything needed to reproduce and describe a split; saved as `split.json`.
@@ -401,13 +396,11 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
     let mut order: Vec<usize> = (0..data.users.len()).collect();
     order.sort_by_key(|&u| data.users[u]);
 
+    let eligible_count;
     let (train, val, test, heldout_of): (Vec<usize>, Vec<usize>, Vec<usize>, HeldoutRule) = match &config.protocol {
         Protocol::RandomHoldout(p) => {
             if !(0.0..1.0).contains(&p.heldout_fraction) {
-                return Err(DataError::Config(format!(
-                    "heldout_fraction {} is not in [0, 1)",
-                    p.heldout_fraction
-                )));
+                return Err(DataError::Config(format!("heldout_fraction {} is not in [0, 1)", p.heldout_fraction)));
             }
             let mut users: Vec<usize> = order
                 .into_iter()
@@ -415,6 +408,7 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
                 .collect();
             users.shuffle(&mut rng);
             let n = users.len();
+            eligible_count = n;
             let n_test = p.test_users.resolve(n)?;
             let n_val = p.validation_users.resolve(n)?;
             if n_test + n_val >= n {
@@ -437,13 +431,11 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
                 .iter()
                 .copied()
                 .filter(|&u| {
-                    by_user[u]
-                        .iter()
-                        .filter(|e| e.rating > pos && e.timestamp < starts[u])
-                        .count()
+                    by_user[u].iter().filter(|e| e.rating > pos && e.timestamp < starts[u]).count()
                         >= p.min_heldout.max(1)
                 })
                 .collect();
+            eligible_count = eligible.len();
             let need = p.validation_users + p.test_users;
             if eligible.len() < need {
                 return Err(DataError::Config(format!(
@@ -477,21 +469,14 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
         column[i] = c as u32;
     }
     let items: Vec<Item> = vocab.iter().map(|&i| data.items[i].clone()).collect();
-    let to_rating = |e: &Event| Rating {
-        item: column[e.item as usize],
-        rating: e.rating,
-        timestamp: e.timestamp,
-    };
+    let to_rating = |e: &Event| Rating { item: column[e.item as usize], rating: e.rating, timestamp: e.timestamp };
 
     let mut sorted_train = train;
     sorted_train.sort_by_key(|&u| data.users[u]);
     let mut train_rows = UserRows::new();
     for &u in &sorted_train {
-        let row: Vec<Rating> = by_user[u]
-            .iter()
-            .filter(|e| column[e.item as usize] != u32::MAX)
-            .map(to_rating)
-            .collect();
+        let row: Vec<Rating> =
+            by_user[u].iter().filter(|e| column[e.item as usize] != u32::MAX).map(to_rating).collect();
         if !row.is_empty() {
             train_rows.push(data.users[u], row);
         }
@@ -500,11 +485,7 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
     let mut dropped = 0usize;
     let mut build_eval = |mut users: Vec<usize>, rng: &mut ChaCha8Rng| -> EvalUsers {
         users.sort_by_key(|&u| data.users[u]);
-        let mut out = EvalUsers {
-            foldin: UserRows::new(),
-            heldout: UserRows::new(),
-            windows: Vec::new(),
-        };
+        let mut out = EvalUsers { foldin: UserRows::new(), heldout: UserRows::new(), windows: Vec::new() };
         for u in users {
             let events = &by_user[u];
             let heldout: HashSet<usize> = match &heldout_of {
@@ -578,6 +559,7 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
         validation_heldout: validation.heldout.nnz(),
         test_heldout: test.heldout.nnz(),
         dropped_evaluation_users: dropped,
+        eligible_evaluation_users: eligible_count,
     };
     Ok(Split {
         meta: SplitMeta {

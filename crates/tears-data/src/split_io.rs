@@ -40,14 +40,11 @@ impl Split {
     /// Writes the split to the directory `dir` (created if needed).
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-        let json = serde_json::to_vec_pretty(&self.meta).map_err(|e| DataError::Json {
-            path: dir.join("split.json"),
-            source: e,
-        })?;
+        let json = serde_json::to_vec_pretty(&self.meta)
+            .map_err(|e| DataError::Json { path: dir.join("split.json"), source: e })?;
         write_atomic(&dir.join("items.csv"), |w| {
             let mut c = csv_writer(w);
-            c.write_record(["index", "item_id", "title", "year", "genres", "tags"])
-                .map_err(csv_io)?;
+            c.write_record(["index", "item_id", "title", "year", "genres", "tags"]).map_err(csv_io)?;
             for (i, it) in self.items.iter().enumerate() {
                 c.write_record([
                     i.to_string(),
@@ -64,11 +61,9 @@ impl Split {
         write_atomic(&dir.join("users.csv"), |w| {
             let mut c = csv_writer(w);
             c.write_record(["user_id", "set"]).map_err(csv_io)?;
-            for (set, users) in [
-                ("train", &self.train.users[..]),
-                ("validation", self.validation.users()),
-                ("test", self.test.users()),
-            ] {
+            for (set, users) in
+                [("train", &self.train.users[..]), ("validation", self.validation.users()), ("test", self.test.users())]
+            {
                 for u in users {
                     c.write_record([u.to_string().as_str(), set]).map_err(csv_io)?;
                 }
@@ -117,8 +112,7 @@ impl Split {
     fn save_rows(&self, path: &Path, rows: &UserRows) -> Result<()> {
         write_atomic(path, |w| {
             let mut c = csv_writer(w);
-            c.write_record(["user_id", "item_id", "rating", "timestamp"])
-                .map_err(csv_io)?;
+            c.write_record(["user_id", "item_id", "rating", "timestamp"]).map_err(csv_io)?;
             for (u, row) in rows.iter() {
                 for r in row {
                     c.write_record([
@@ -139,10 +133,8 @@ impl Split {
         const WHAT: &str = "split directory";
         let meta_path = crate::io::require_file(&dir.join("split.json"), WHAT)?;
         let bytes = std::fs::read(&meta_path).map_err(|e| DataError::io(&meta_path, e))?;
-        let meta: SplitMeta = serde_json::from_slice(&bytes).map_err(|e| DataError::Json {
-            path: meta_path.clone(),
-            source: e,
-        })?;
+        let meta: SplitMeta =
+            serde_json::from_slice(&bytes).map_err(|e| DataError::Json { path: meta_path.clone(), source: e })?;
 
         let mut items = Vec::new();
         let mut csv = CsvFile::open(&dir.join("items.csv"), WHAT)?;
@@ -160,9 +152,8 @@ impl Split {
                 "" => None,
                 y => Some(crate::loaders::parse_field(y, &path, n, "a year", &ctx())?),
             };
-            let split_list = |s: &str| -> Vec<String> {
-                s.split('|').filter(|x| !x.is_empty()).map(str::to_string).collect()
-            };
+            let split_list =
+                |s: &str| -> Vec<String> { s.split('|').filter(|x| !x.is_empty()).map(str::to_string).collect() };
             items.push(Item {
                 id: crate::loaders::parse_field(get(c_id), &path, n, "a numeric item_id", &ctx())?,
                 title: get(c_title).to_string(),
@@ -180,7 +171,13 @@ impl Split {
         let path = csv.path().to_path_buf();
         csv.for_each(Err, |n, f| {
             let ctx = crate::loaders::join_fields(f);
-            let u = crate::loaders::parse_field(f.get(c_user).map(|s| s.as_ref()).unwrap_or(""), &path, n, "a numeric user_id", &ctx)?;
+            let u = crate::loaders::parse_field(
+                f.get(c_user).map(|s| s.as_ref()).unwrap_or(""),
+                &path,
+                n,
+                "a numeric user_id",
+                &ctx,
+            )?;
             let set = f.get(c_set).map(|s| s.as_ref()).unwrap_or("");
             if !matches!(set, "train" | "validation" | "test") {
                 return Err(DataError::parse(&path, n, "set train, validation or test", &ctx));
@@ -197,21 +194,11 @@ impl Split {
             let foldin = load_rows(&dir.join(format!("{name}_foldin.csv")), &users, &column)?;
             let heldout = load_rows(&dir.join(format!("{name}_heldout.csv")), &users, &column)?;
             let windows = load_windows(&dir.join(format!("{name}_window.csv")), &users, &column)?;
-            eval.push(EvalUsers {
-                foldin,
-                heldout,
-                windows,
-            });
+            eval.push(EvalUsers { foldin, heldout, windows });
         }
         let test = eval.pop().unwrap_or_default();
         let validation = eval.pop().unwrap_or_default();
-        Ok(Split {
-            meta,
-            items,
-            train,
-            validation,
-            test,
-        })
+        Ok(Split { meta, items, train, validation, test })
     }
 }
 
@@ -229,12 +216,9 @@ fn load_rows(path: &Path, users: &[u64], column: &HashMap<u64, u32>) -> Result<U
         let get = |c: usize| f.get(c).map(|s| s.as_ref()).unwrap_or("");
         let u: u64 = crate::loaders::parse_field(get(cols[0]), path, n, "a numeric user_id", &ctx)?;
         let i: u64 = crate::loaders::parse_field(get(cols[1]), path, n, "a numeric item_id", &ctx)?;
-        let slot = *slots
-            .get(&u)
-            .ok_or_else(|| DataError::parse(path, n, "a user listed in users.csv for this set", &ctx))?;
-        let item = *column
-            .get(&i)
-            .ok_or_else(|| DataError::parse(path, n, "an item listed in items.csv", &ctx))?;
+        let slot =
+            *slots.get(&u).ok_or_else(|| DataError::parse(path, n, "a user listed in users.csv for this set", &ctx))?;
+        let item = *column.get(&i).ok_or_else(|| DataError::parse(path, n, "an item listed in items.csv", &ctx))?;
         per_user[slot].push(Rating {
             item,
             rating: crate::loaders::parse_rating(get(cols[2]), path, n, &ctx)?,
@@ -254,19 +238,15 @@ fn load_windows(path: &Path, users: &[u64], column: &HashMap<u64, u32>) -> Resul
     let mut out: Vec<Vec<WindowEntry>> = vec![Vec::new(); users.len()];
     let mut csv = CsvFile::open(path, "split directory")?;
     let mut cols = [0usize; 7];
-    for (slot, name) in cols
-        .iter_mut()
-        .zip(["user_id", "item_id", "rating", "timestamp", "title", "year", "genres"])
-    {
+    for (slot, name) in cols.iter_mut().zip(["user_id", "item_id", "rating", "timestamp", "title", "year", "genres"]) {
         *slot = csv.column(name)?;
     }
     csv.for_each(Err, |n, f| {
         let ctx = crate::loaders::join_fields(f);
         let get = |c: usize| f.get(c).map(|s| s.as_ref()).unwrap_or("");
         let u: u64 = crate::loaders::parse_field(get(cols[0]), path, n, "a numeric user_id", &ctx)?;
-        let slot = *slots
-            .get(&u)
-            .ok_or_else(|| DataError::parse(path, n, "a user listed in users.csv for this set", &ctx))?;
+        let slot =
+            *slots.get(&u).ok_or_else(|| DataError::parse(path, n, "a user listed in users.csv for this set", &ctx))?;
         let item_id: u64 = crate::loaders::parse_field(get(cols[1]), path, n, "a numeric item_id", &ctx)?;
         let year = match get(cols[5]) {
             "" => None,

@@ -65,32 +65,27 @@ impl StoredSummaries {
         let bytes = crate::io::read_all(path, "summaries")?;
         let text = crate::io::decode(&bytes);
         let first = text.trim_start().chars().next();
-        let looks_like_lines = text
-            .trim()
-            .lines()
-            .nth(1)
-            .is_some_and(|l| l.trim_start().starts_with('{'));
+        let looks_like_lines = text.trim().lines().nth(1).is_some_and(|l| l.trim_start().starts_with('{'));
         let single_record = |m: &serde_json::Map<String, Value>| m.contains_key("user") && m.contains_key("text");
         if first == Some('{') && !looks_like_lines {
-            let value: Value = serde_json::from_str(&text).map_err(|e| DataError::Json {
-                path: path.to_path_buf(),
-                source: e,
-            })?;
+            let value: Value =
+                serde_json::from_str(&text).map_err(|e| DataError::Json { path: path.to_path_buf(), source: e })?;
             let map = match value {
                 Value::Object(map) if !single_record(&map) => Some(map),
                 Value::Object(_) => None,
                 _ => return Err(DataError::parse(path, 1, "a JSON object mapping user ids to summaries", "")),
             };
             if let Some(map) = map {
-            let mut texts = BTreeMap::new();
-            for (k, v) in map {
-                let user = parse_user_key(&Value::String(k.clone()))
-                    .ok_or_else(|| DataError::parse(path, 1, "user ids like \"123\" or \"123.0\" as keys", &k))?;
-                let t = summary_text(&v)
-                    .ok_or_else(|| DataError::parse(path, 1, "a string (or an object of strings) as summary", &k))?;
-                texts.insert(user, t);
-            }
-            return Ok(StoredSummaries { texts });
+                let mut texts = BTreeMap::new();
+                for (k, v) in map {
+                    let user = parse_user_key(&Value::String(k.clone()))
+                        .ok_or_else(|| DataError::parse(path, 1, "user ids like \"123\" or \"123.0\" as keys", &k))?;
+                    let t = summary_text(&v).ok_or_else(|| {
+                        DataError::parse(path, 1, "a string (or an object of strings) as summary", &k)
+                    })?;
+                    texts.insert(user, t);
+                }
+                return Ok(StoredSummaries { texts });
             }
         }
         let mut texts = BTreeMap::new();

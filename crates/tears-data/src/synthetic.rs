@@ -34,14 +34,56 @@ pub const SYNTHETIC_GENRES: [&str; 20] = [
 ];
 
 const ADJECTIVES: [&str; 24] = [
-    "Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Lost", "Burning", "Frozen", "Secret",
-    "Wild", "Distant", "Shattered", "Electric", "Quiet", "Restless", "Hollow", "Iron", "Velvet", "Savage", "Gentle",
-    "Endless", "Forgotten",
+    "Silent",
+    "Crimson",
+    "Last",
+    "Hidden",
+    "Broken",
+    "Golden",
+    "Midnight",
+    "Lost",
+    "Burning",
+    "Frozen",
+    "Secret",
+    "Wild",
+    "Distant",
+    "Shattered",
+    "Electric",
+    "Quiet",
+    "Restless",
+    "Hollow",
+    "Iron",
+    "Velvet",
+    "Savage",
+    "Gentle",
+    "Endless",
+    "Forgotten",
 ];
 const NOUNS: [&str; 24] = [
-    "Harbor", "Empire", "Garden", "Frontier", "Mirror", "Kingdom", "Signal", "River", "Station", "Promise", "Machine",
-    "Orchard", "Carnival", "Horizon", "Labyrinth", "Lantern", "Voyage", "Republic", "Tide", "Citadel", "Ballad",
-    "Heist", "Compass", "Season",
+    "Harbor",
+    "Empire",
+    "Garden",
+    "Frontier",
+    "Mirror",
+    "Kingdom",
+    "Signal",
+    "River",
+    "Station",
+    "Promise",
+    "Machine",
+    "Orchard",
+    "Carnival",
+    "Horizon",
+    "Labyrinth",
+    "Lantern",
+    "Voyage",
+    "Republic",
+    "Tide",
+    "Citadel",
+    "Ballad",
+    "Heist",
+    "Compass",
+    "Season",
 ];
 const TAG_WORDS: [[&str; 3]; 20] = [
     ["explosions", "car chase", "martial arts"],
@@ -103,14 +145,7 @@ pub struct SyntheticConfig {
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig {
-            users: 2000,
-            items: 1500,
-            genres: 16,
-            latent_dim: 8,
-            median_ratings: 60,
-            seed: 0,
-        }
+        SyntheticConfig { users: 2000, items: 1500, genres: 16, latent_dim: 8, median_ratings: 60, seed: 0 }
     }
 }
 
@@ -156,7 +191,7 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset> {
         item_factors.extend((0..d).map(|_| normal(&mut rng)));
         // Zipf-like popularity over a random permutation of items.
         let rank = rng.random_range(1..=config.items) as f64;
-        item_bias.push(-0.7 * rank.ln());
+        item_bias.push(-0.5 * rank.ln());
         let mut title = format!(
             "The {} {}",
             ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
@@ -200,21 +235,16 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset> {
         let taste: Vec<f64> = (0..d).map(|_| normal(&mut rng)).collect();
         let scale = 1.0 / (d as f64).sqrt();
         for i in 0..config.items {
-            let genre_aff: f64 =
-                item_genres[i].iter().map(|&x| affinity[x]).sum::<f64>() / item_genres[i].len() as f64;
-            let latent: f64 = item_factors[i * d..(i + 1) * d]
-                .iter()
-                .zip(&taste)
-                .map(|(a, b)| a * b)
-                .sum::<f64>()
-                * scale;
+            let genre_aff: f64 = item_genres[i].iter().map(|&x| affinity[x]).sum::<f64>() / item_genres[i].len() as f64;
+            let latent: f64 =
+                item_factors[i * d..(i + 1) * d].iter().zip(&taste).map(|(a, b)| a * b).sum::<f64>() * scale;
             logits[i] = genre_aff + 0.8 * latent;
         }
         let n = ((config.median_ratings as f64) * (0.6 * normal(&mut rng)).exp()).round() as usize;
         let n = n.clamp(20.min(config.items / 2), config.items / 2);
-        // Gumbel top-n: a draw without replacement from softmax(bias + 1.5 * affinity).
+        // Gumbel top-n: a draw without replacement from softmax(bias + 2.5 * affinity).
         keys.clear();
-        keys.extend((0..config.items).map(|i| (item_bias[i] + 1.5 * logits[i] + gumbel(&mut rng), i)));
+        keys.extend((0..config.items).map(|i| (item_bias[i] + 2.5 * logits[i] + gumbel(&mut rng), i)));
         keys.select_nth_unstable_by(n - 1, |a, b| b.0.total_cmp(&a.0));
         keys.truncate(n);
         keys.sort_by_key(|&(_, i)| i);

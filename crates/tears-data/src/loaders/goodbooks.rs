@@ -137,13 +137,7 @@ pub fn load_goodbooks(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
                 tags.extend(a.split(',').map(|s| format!("author:{}", s.trim())).filter(|s| s.len() > 7));
             }
             goodreads_to_book.insert(gr, id);
-            items.push(Item {
-                id,
-                title: title.trim().to_string(),
-                year,
-                genres: Vec::new(),
-                tags,
-            });
+            items.push(Item { id, title: title.trim().to_string(), year, genres: Vec::new(), tags });
             Ok(())
         },
     )?;

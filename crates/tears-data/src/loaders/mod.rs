@@ -16,16 +16,16 @@ pub use movielens::{
     ML100K_GENRES, load_ml_latest, load_ml1m, load_ml100k, parse_ml1m_movie_line, parse_ml1m_rating_line,
     parse_ml100k_rating_line, split_title_year,
 };
-pub use netflix::{days_from_civil, load_netflix, parse_netflix_date, parse_netflix_title_line};
+pub use netflix::{
+    civil_from_days, days_from_civil, format_date, load_netflix, parse_netflix_date, parse_netflix_title_line,
+};
 
 use crate::dataset::{Dataset, DatasetBuilder, LoadOptions};
 use crate::error::{DataError, Result};
 
 /// Parses `s` as a `T`, or returns a parse error for `line` of `path` describing `what`.
 pub(crate) fn parse_field<T: FromStr>(s: &str, path: &Path, line: u64, what: &str, context: &str) -> Result<T> {
-    s.trim()
-        .parse::<T>()
-        .map_err(|_| DataError::parse(path, line, what, context))
+    s.trim().parse::<T>().map_err(|_| DataError::parse(path, line, what, context))
 }
 
 /// Parses a rating and checks that it is finite and within 0..=10 (every supported scale).
@@ -72,21 +72,14 @@ impl CsvFile {
     /// Opens `path` (plain or gzip) and reads its header.
     pub(crate) fn open(path: &Path, dataset: &str) -> Result<Self> {
         let input = crate::io::open(path, dataset)?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(input);
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
         let header = reader
             .byte_headers()
             .map_err(|e| csv_error(path, e))?
             .iter()
             .map(|f| crate::io::decode(f).trim().trim_start_matches('\u{feff}').to_string())
             .collect();
-        Ok(CsvFile {
-            reader,
-            path: path.to_path_buf(),
-            header,
-        })
+        Ok(CsvFile { reader, path: path.to_path_buf(), header })
     }
 
     /// The index of the column named `name`, or a parse error naming the header line.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{CsvFile, first_existing, files_matching, for_each_line, join_fields, parse_field, parse_rating};
+use super::{CsvFile, files_matching, first_existing, for_each_line, join_fields, parse_field, parse_rating};
 use crate::dataset::{Dataset, DatasetBuilder, Item, LoadOptions};
 use crate::error::{DataError, Result};
 use crate::io::require_file;
@@ -95,21 +95,11 @@ pub fn parse_ml1m_movie_line(path: &Path, line: u64, text: &str) -> Result<Item>
     };
     let id = parse_field(id, path, line, "a numeric MovieID", text)?;
     let (title, year) = split_title_year(title);
-    Ok(Item {
-        id,
-        title,
-        year,
-        genres: split_genres(genres),
-        tags: Vec::new(),
-    })
+    Ok(Item { id, title, year, genres: split_genres(genres), tags: Vec::new() })
 }
 
 fn split_genres(s: &str) -> Vec<String> {
-    s.split('|')
-        .map(str::trim)
-        .filter(|g| !g.is_empty() && *g != "(no genres listed)")
-        .map(str::to_string)
-        .collect()
+    s.split('|').map(str::trim).filter(|g| !g.is_empty() && *g != "(no genres listed)").map(str::to_string).collect()
 }
 
 /// Loads MovieLens 100K from `dir` (`u.data`, `u.item`, and `u.genre` when present).
@@ -124,9 +114,8 @@ pub fn load_ml100k(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
     if genre_path.is_file() {
         let mut listed: Vec<(usize, String)> = Vec::new();
         for_each_line(&genre_path, NAME, &mut b, options, |_, n, text| {
-            let (name, idx) = text
-                .rsplit_once('|')
-                .ok_or_else(|| DataError::parse(&genre_path, n, "genre|index", text))?;
+            let (name, idx) =
+                text.rsplit_once('|').ok_or_else(|| DataError::parse(&genre_path, n, "genre|index", text))?;
             let idx: usize = parse_field(idx, &genre_path, n, "a genre index", text)?;
             listed.push((idx, name.to_string()));
             Ok(())
@@ -143,7 +132,11 @@ pub fn load_ml100k(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
             return Err(DataError::parse(
                 &item_path,
                 n,
-                format!("{} '|'-separated fields (id|title|release|video|url|{} genre flags)", 5 + genres.len(), genres.len()),
+                format!(
+                    "{} '|'-separated fields (id|title|release|video|url|{} genre flags)",
+                    5 + genres.len(),
+                    genres.len()
+                ),
                 text,
             ));
         }
@@ -161,13 +154,7 @@ pub fn load_ml100k(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
                 _ => return Err(DataError::parse(&item_path, n, "genre flags 0 or 1", text)),
             }
         }
-        b.add_item(Item {
-            id,
-            title,
-            year,
-            genres: item_genres,
-            tags: Vec::new(),
-        });
+        b.add_item(Item { id, title, year, genres: item_genres, tags: Vec::new() });
         Ok(())
     })?;
 
@@ -189,10 +176,7 @@ pub fn load_ml1m(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
         None => files_matching(dir, "ratings", &[".dat", ".dat.gz"])?
             .into_iter()
             .next()
-            .ok_or_else(|| DataError::MissingFile {
-                path: dir.join("ratings.dat"),
-                dataset: NAME.to_string(),
-            })?,
+            .ok_or_else(|| DataError::MissingFile { path: dir.join("ratings.dat"), dataset: NAME.to_string() })?,
     };
     let mut b = DatasetBuilder::new("ml-1m");
     for_each_line(&movies, NAME, &mut b, options, |b, n, text| {
@@ -229,13 +213,7 @@ pub fn load_ml_latest(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
             };
             let id = parse_field(id, &path, n, "a numeric movieId", &join_fields(f))?;
             let (title, year) = split_title_year(title);
-            items.push(Item {
-                id,
-                title,
-                year,
-                genres: split_genres(genres),
-                tags: Vec::new(),
-            });
+            items.push(Item { id, title, year, genres: split_genres(genres), tags: Vec::new() });
             Ok(())
         },
     )?;
@@ -244,12 +222,7 @@ pub fn load_ml_latest(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
     }
 
     let mut csv = CsvFile::open(&ratings, NAME)?;
-    let cols = [
-        csv.column("userId")?,
-        csv.column("movieId")?,
-        csv.column("rating")?,
-        csv.column("timestamp")?,
-    ];
+    let cols = [csv.column("userId")?, csv.column("movieId")?, csv.column("rating")?, csv.column("timestamp")?];
     let path = csv.path().to_path_buf();
     let mut events = Vec::new();
     csv.for_each(
@@ -300,7 +273,7 @@ pub fn load_ml_latest(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
         )?;
         for (m, mut tags) in counts {
             // Most frequent first; ties keep first-applied order (stable sort).
-            tags.sort_by(|a, b| b.1.cmp(&a.1));
+            tags.sort_by_key(|t| std::cmp::Reverse(t.1));
             if let Some(item) = b.item_mut(m) {
                 item.tags = tags.into_iter().map(|(t, _)| t).collect();
             }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{CsvFile, first_existing, files_matching, for_each_line, join_fields, parse_field, parse_rating};
+use super::{CsvFile, files_matching, first_existing, for_each_line, join_fields, parse_field, parse_rating};
 use crate::dataset::{Dataset, DatasetBuilder, Item, LoadOptions};
 use crate::error::{DataError, Result};
 
@@ -21,6 +21,34 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01 (the inverse
+/// of [`days_from_civil`]).
+///
+/// ```
+/// assert_eq!(tears_data::loaders::civil_from_days(13148), (2005, 12, 31));
+/// ```
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD` (UTC).
+///
+/// ```
+/// assert_eq!(tears_data::loaders::format_date(978_300_760), "2000-12-31");
+/// ```
+pub fn format_date(timestamp: i64) -> String {
+    let (y, m, d) = civil_from_days(timestamp.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Parses a Netflix `YYYY-MM-DD` date into Unix seconds at midnight UTC.
@@ -54,13 +82,7 @@ pub fn parse_netflix_title_line(path: &Path, line: u64, text: &str) -> Result<It
         "NULL" | "" => None,
         y => Some(parse_field(y, path, line, "a year or NULL", text)?),
     };
-    Ok(Item {
-        id,
-        title: title.trim().to_string(),
-        year,
-        genres: Vec::new(),
-        tags: Vec::new(),
-    })
+    Ok(Item { id, title: title.trim().to_string(), year, genres: Vec::new(), tags: Vec::new() })
 }
 
 /// Loads the Netflix Prize data from `dir`.
@@ -71,12 +93,8 @@ pub fn parse_netflix_title_line(path: &Path, line: u64, text: &str) -> Result<It
 /// `netflix_genres.csv` with `movieId,genres` (pipe-separated) is present, from that file.
 pub fn load_netflix(dir: &Path, options: &LoadOptions) -> Result<Dataset> {
     const NAME: &str = "Netflix Prize";
-    let titles = first_existing(dir, &["movie_titles.txt", "movie_titles.csv"]).ok_or_else(|| {
-        DataError::MissingFile {
-            path: dir.join("movie_titles.txt"),
-            dataset: NAME.to_string(),
-        }
-    })?;
+    let titles = first_existing(dir, &["movie_titles.txt", "movie_titles.csv"])
+        .ok_or_else(|| DataError::MissingFile { path: dir.join("movie_titles.txt"), dataset: NAME.to_string() })?;
     let mut rating_files: Vec<PathBuf> = files_matching(dir, "combined_data_", &[".txt", ".txt.gz"])?;
     if rating_files.is_empty() {
         rating_files = files_matching(&dir.join("training_set"), "mv_", &[".txt", ".txt.gz"])?;
