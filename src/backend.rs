@@ -157,10 +157,37 @@ pub fn run<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output, Backen
     }
 }
 
+/// Whether the NVIDIA driver library (`libcuda.so.1`) is installed in a standard place or on
+/// `LD_LIBRARY_PATH`.
+pub fn nvidia_driver_present() -> bool {
+    let mut dirs: Vec<std::path::PathBuf> =
+        std::env::var_os("LD_LIBRARY_PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.extend(
+        [
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/usr/lib64",
+            "/usr/lib",
+            "/usr/local/nvidia/lib64",
+            "/usr/local/nvidia/lib",
+            "/usr/local/cuda/lib64/stubs",
+            "/usr/lib/wsl/lib",
+        ]
+        .map(std::path::PathBuf::from),
+    );
+    dirs.iter().any(|d| d.join("libcuda.so.1").exists() || d.join("libcuda.so").exists())
+}
+
 /// Checks that a CUDA device can run a kernel, turning burn's panic (no driver, no GPU) into an error.
 #[cfg(feature = "cuda")]
 pub fn cuda_probe() -> Result<(), BackendError> {
     use burn::tensor::Tensor;
+    if !nvidia_driver_present() {
+        return Err(BackendError::NoDevice {
+            kind: BackendKind::Cuda,
+            reason: "the NVIDIA driver library libcuda.so.1 was not found (no GPU driver on this machine?)".into(),
+        });
+    }
     type C = burn::backend::Cuda;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

@@ -19,7 +19,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Load a dataset, split it with an evaluation protocol and write the split directory.
-    Prepare(PrepareArgs),
+    Prepare(Box<PrepareArgs>),
+    /// List the backends compiled into this build and check that each can run a small kernel.
+    Backends,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +163,45 @@ fn cmd_prepare(a: PrepareArgs) -> Result<()> {
     Ok(())
 }
 
+/// A tiny matrix product: proves a backend can allocate and run kernels.
+struct Probe;
+
+impl tears::backend::BackendJob for Probe {
+    type Output = f32;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> f32 {
+        use burn::tensor::{ElementConversion, Tensor};
+        let a = Tensor::<B, 2>::ones([8, 8], &device);
+        a.clone().matmul(a).sum().into_scalar().elem::<f32>()
+    }
+}
+
+fn cmd_backends() -> Result<()> {
+    use tears::backend::{BackendKind, run};
+    let mut failures = 0;
+    for kind in BackendKind::ALL {
+        if !kind.is_compiled() {
+            println!("{:<8} not compiled (rebuild with --features {})", kind.name(), kind.feature());
+            continue;
+        }
+        let started = Instant::now();
+        match run(kind, Probe) {
+            Ok(512.0) => println!("{:<8} ok  {} ({:.1?})", kind.name(), kind.describe(), started.elapsed()),
+            Ok(v) => {
+                failures += 1;
+                println!("{:<8} WRONG: an 8x8 ones product summed to {v}, expected 512", kind.name());
+            }
+            Err(e) => {
+                failures += 1;
+                println!("{:<8} unavailable: {e}", kind.name());
+            }
+        }
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} compiled backend(s) cannot run here");
+    }
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -168,7 +209,8 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Prepare(a) => cmd_prepare(a),
+        Command::Prepare(a) => cmd_prepare(*a),
+        Command::Backends => cmd_backends(),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -255,7 +255,7 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset> {
             o
         };
         for i in order {
-            let r = (3.2 + 1.6 * logits[i] + 0.7 * normal(&mut rng)).round().clamp(1.0, 5.0);
+            let r = (1.6 + 1.5 * logits[i] + 0.9 * normal(&mut rng)).round().clamp(1.0, 5.0);
             t += 60 + (-(rng.random::<f64>().max(1e-12)).ln() * 86_400.0) as i64;
             b.rate(u as u64 + 1, i as u64 + 1, r as f32, t);
         }

@@ -50,7 +50,7 @@ fn check_invariants(data: &Dataset, split: &Split) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, .. ProptestConfig::default() })]
 
     #[test]
     fn random_holdout_is_disjoint_covering_and_seeded(data_seed in 0u64..1000, seed in 0u64..1000) {
