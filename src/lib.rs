@@ -1,1 +1,4 @@
 //! tmp
+
+/// Top-k selection and ranking metrics (re-export of `tears-metrics`).
+pub use tears_metrics as metrics;

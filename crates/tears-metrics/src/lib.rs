@@ -60,4 +60,4 @@ pub use genre::{
 };
 pub use lists::{CsrLists, ItemLists, NoItems};
 pub use scores::ScoreMatrix;
-pub use topk::{TopKLists, rank_of, ranks, top_k, top_k_row};
+pub use topk::{MAX_ITEMS, TopKLists, rank_of, ranks, top_k, top_k_row};

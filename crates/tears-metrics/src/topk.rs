@@ -9,9 +9,11 @@
 //! `select_nth_unstable_by` whenever the buffer fills), and only the final `k` are sorted. The
 //! pass tests blocks of 16 scores against the threshold at once, so it costs about one
 //! vectorised comparison per item: O(I + k log k) per user, never a sort of the catalogue.
+//! Rows of at least 32 k items first estimate the threshold from every 16th score (about 2k
+//! items above it), falling back to a full pass when fewer than k unmasked items beat it.
+//! Candidates are packed into `u64` keys (score order in the high half, item index in the low
+//! half) so that selection and the final sort compare integers.
 //! Users are processed in parallel with rayon; results do not depend on the thread count.
-
-use std::cmp::Ordering;
 
 use rayon::prelude::*;
 
@@ -107,22 +109,42 @@ pub(crate) fn key(x: f32) -> f32 {
     if x.is_nan() { f32::NEG_INFINITY } else { x }
 }
 
-/// Ranking order of `(key, item)` pairs (keys never `NaN`): `Less` means `a` ranks before `b`.
+/// The score's position in ascending order as an unsigned integer: `NaN` as negative infinity,
+/// `-0.0` equal to `+0.0`.
 #[inline]
-fn rank_cmp(a: &(f32, usize), b: &(f32, usize)) -> Ordering {
-    if a.0 > b.0 {
-        Ordering::Less
-    } else if a.0 < b.0 {
-        Ordering::Greater
-    } else {
-        a.1.cmp(&b.1)
-    }
+fn ord_bits(x: f32) -> u32 {
+    let b = (key(x) + 0.0).to_bits();
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+}
+
+/// The inverse of [`ord_bits`] (up to the `NaN` and `-0.0` normalisation).
+#[inline]
+fn from_ord_bits(o: u32) -> f32 {
+    f32::from_bits(if o >> 31 == 1 { o & 0x7FFF_FFFF } else { !o })
+}
+
+/// A candidate packed so that ascending `u64` order is the ranking order: score descending in
+/// the high half, item index ascending in the low half (items fit in 32 bits).
+#[inline]
+fn pack(x: f32, item: usize) -> u64 {
+    (u64::from(!ord_bits(x)) << 32) | item as u64
+}
+
+#[inline]
+fn packed_item(p: u64) -> usize {
+    (p & 0xFFFF_FFFF) as usize
+}
+
+#[inline]
+fn packed_score(p: u64) -> f32 {
+    from_ord_bits(!((p >> 32) as u32))
 }
 
 /// Per-thread buffers of the selection.
 pub(crate) struct Scratch {
-    buf: Vec<(f32, usize)>,
+    buf: Vec<u64>,
     mask: Vec<bool>,
+    samples: Vec<u32>,
 }
 
 impl Scratch {
@@ -130,35 +152,49 @@ impl Scratch {
         Scratch {
             buf: Vec::new(),
             mask: vec![false; n_items],
+            samples: Vec::new(),
         }
     }
 }
 
 const BLOCK: usize = 16;
+/// One score in this many is sampled to estimate a starting threshold.
+const SAMPLE_STRIDE: usize = 16;
+/// Sampling is used when the row holds at least this many times `k` items.
+const SAMPLE_MIN_RATIO: usize = 32;
+/// The most items a catalogue may have (item indices are packed into 32 bits).
+pub const MAX_ITEMS: usize = u32::MAX as usize;
 
-/// Keeps the best `k` of `buf` and returns the k-th best key (the new threshold).
+/// Keeps the best `k` of `buf` and returns the k-th best score (the new threshold).
 #[inline]
-fn compact(buf: &mut Vec<(f32, usize)>, k: usize) -> f32 {
-    buf.select_nth_unstable_by(k - 1, rank_cmp);
+fn compact(buf: &mut Vec<u64>, k: usize) -> f32 {
+    buf.select_nth_unstable(k - 1);
     buf.truncate(k);
-    buf[k - 1].0
+    packed_score(buf[k - 1])
 }
 
+/// Offers `block[o]` for every set bit `o` of `bits` (the items that beat the threshold when the
+/// block was tested; the threshold may rise meanwhile, so each is tested again).
 #[inline]
-fn scan(
+#[allow(clippy::too_many_arguments)]
+fn scan_bits(
     block: &[f32],
+    mut bits: u32,
     base: usize,
     mask: &[bool],
-    buf: &mut Vec<(f32, usize)>,
+    buf: &mut Vec<u64>,
     thr: &mut f32,
     k: usize,
     cap: usize,
 ) {
-    for (o, &x) in block.iter().enumerate() {
-        // `x > thr` is false for NaN; later items equal to the threshold rank below every kept
-        // item (higher index), so strict comparison is exact.
+    while bits != 0 {
+        let o = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let x = block[o];
+        // Later items equal to the threshold rank below every kept item (higher index), so
+        // the strict comparison is exact; it is false for NaN.
         if x > *thr && !mask[base + o] {
-            buf.push((x, base + o));
+            buf.push(pack(x, base + o));
             if buf.len() >= cap {
                 *thr = compact(buf, k);
             }
@@ -166,9 +202,57 @@ fn scan(
     }
 }
 
+/// Collects into `buf` the best `k` unmasked items among those scoring strictly above `floor`
+/// (fewer when fewer than `k` score above it), unsorted.
+fn collect_above(row: &[f32], mask: &[bool], buf: &mut Vec<u64>, k: usize, floor: f32) {
+    buf.clear();
+    let cap = k + k.max(64);
+    let mut thr = floor;
+    let (blocks, rest) = row.as_chunks::<BLOCK>();
+    let mut base = 0;
+    for block in blocks {
+        let t = thr;
+        let bits = block
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &x)| m | (u32::from(x > t) << i));
+        if bits != 0 {
+            scan_bits(block, bits, base, mask, buf, &mut thr, k, cap);
+        }
+        base += BLOCK;
+    }
+    let all = if rest.is_empty() {
+        0
+    } else {
+        u32::MAX >> (32 - rest.len())
+    };
+    scan_bits(rest, all, base, mask, buf, &mut thr, k, cap);
+    if buf.len() > k {
+        compact(buf, k);
+    }
+}
+
+/// A score that, in a typical row, about `2k` items exceed: the `(2k / SAMPLE_STRIDE + 4)`-th
+/// best of every `SAMPLE_STRIDE`-th score. `None` when the row is too short for sampling to pay.
+fn sampled_floor(row: &[f32], k: usize, samples: &mut Vec<u32>) -> Option<f32> {
+    if row.len() < SAMPLE_MIN_RATIO * k {
+        return None;
+    }
+    samples.clear();
+    samples.extend(row.iter().step_by(SAMPLE_STRIDE).map(|&x| ord_bits(x)));
+    let r = (2 * k).div_ceil(SAMPLE_STRIDE) + 4;
+    if r > samples.len() {
+        return None;
+    }
+    let at = samples.len() - r;
+    let (_, &mut nth, _) = samples.select_nth_unstable(at);
+    let floor = from_ord_bits(nth);
+    (floor > f32::NEG_INFINITY).then_some(floor)
+}
+
 /// Writes the top `k` unmasked items of `row` into `out_items`/`out_scores` and returns how many
-/// were written. Requires `1 <= k <= row.len()`, `out_*.len() >= k`, every seen item below
-/// `row.len()` and `scratch` made for `row.len()` items.
+/// were written. Requires `1 <= k <= row.len() <= MAX_ITEMS`, `out_*.len() >= k`, every seen
+/// item below `row.len()` and `scratch` made for `row.len()` items.
 pub(crate) fn select_into(
     row: &[f32],
     seen: &[usize],
@@ -177,25 +261,19 @@ pub(crate) fn select_into(
     out_items: &mut [usize],
     out_scores: &mut [f32],
 ) -> usize {
-    let Scratch { buf, mask } = scratch;
+    let Scratch { buf, mask, samples } = scratch;
     for &i in seen {
         mask[i] = true;
     }
-    buf.clear();
-    let cap = k + k.max(64);
-    let mut thr = f32::NEG_INFINITY;
-    let mut blocks = row.chunks_exact(BLOCK);
-    let mut base = 0;
-    for block in &mut blocks {
-        let t = thr;
-        if block.iter().fold(false, |any, &x| any | (x > t)) {
-            scan(block, base, mask, buf, &mut thr, k, cap);
-        }
-        base += BLOCK;
+    // First try with a floor estimated from a strided sample: only the items above it are
+    // candidates. Exact whenever at least k unmasked items score above the floor (every item at
+    // or below it ranks after them); otherwise start again from -inf.
+    let floor = sampled_floor(row, k, samples);
+    if let Some(f) = floor {
+        collect_above(row, mask, buf, k, f);
     }
-    scan(blocks.remainder(), base, mask, buf, &mut thr, k, cap);
-    if buf.len() > k {
-        compact(buf, k);
+    if floor.is_none() || buf.len() < k {
+        collect_above(row, mask, buf, k, f32::NEG_INFINITY);
     }
     if buf.len() < k {
         // Fewer than k unmasked items score above -inf: the rest are the unmasked -inf / NaN
@@ -205,23 +283,33 @@ pub(crate) fn select_into(
                 break;
             }
             if key(x) == f32::NEG_INFINITY && !mask[j] {
-                buf.push((f32::NEG_INFINITY, j));
+                buf.push(pack(f32::NEG_INFINITY, j));
             }
         }
     }
-    buf.sort_unstable_by(rank_cmp);
+    buf.sort_unstable();
     for &i in seen {
         mask[i] = false;
     }
-    for ((slot_i, slot_s), &(_, j)) in out_items
+    for ((slot_i, slot_s), &p) in out_items
         .iter_mut()
         .zip(out_scores.iter_mut())
         .zip(buf.iter())
     {
+        let j = packed_item(p);
         *slot_i = j;
         *slot_s = row[j];
     }
     buf.len()
+}
+
+fn check_catalogue(n_items: usize) -> Result<()> {
+    if n_items > MAX_ITEMS {
+        return Err(MetricsError::Config(format!(
+            "{n_items} items: top-k supports at most {MAX_ITEMS}"
+        )));
+    }
+    Ok(())
 }
 
 /// The top `k` items of every user, best first, with each user's `seen` items masked.
@@ -239,7 +327,8 @@ pub(crate) fn select_into(
 ///
 /// # Errors
 /// [`MetricsError::ZeroK`] for `k = 0`; [`MetricsError::SizeMismatch`] when `seen` does not have
-/// one list per user; [`MetricsError::ItemOutOfRange`] for a seen item `>= n_items`.
+/// one list per user; [`MetricsError::ItemOutOfRange`] for a seen item `>= n_items`;
+/// [`MetricsError::Config`] for a catalogue of more than [`MAX_ITEMS`] items.
 pub fn top_k<S: ItemLists + ?Sized>(
     scores: &ScoreMatrix<'_>,
     seen: &S,
@@ -249,6 +338,7 @@ pub fn top_k<S: ItemLists + ?Sized>(
         return Err(MetricsError::ZeroK);
     }
     let (n_users, n_items) = (scores.n_users(), scores.n_items());
+    check_catalogue(n_items)?;
     validate(seen, "seen items", n_users, n_items)?;
     let stride = k.min(n_items);
     let mut lens = vec![0usize; n_users];
@@ -294,6 +384,7 @@ pub fn top_k_row(row: &[f32], seen: &[usize], k: usize) -> Result<Vec<usize>> {
     if k == 0 {
         return Err(MetricsError::ZeroK);
     }
+    check_catalogue(row.len())?;
     validate(&[seen][..], "seen items", 1, row.len())?;
     let k = k.min(row.len());
     let mut items = vec![0usize; k];

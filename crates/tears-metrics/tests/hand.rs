@@ -43,6 +43,48 @@ fn ties_across_the_threshold_in_a_long_row() {
 }
 
 #[test]
+fn sampled_threshold_and_its_fallbacks_are_exact() {
+    // Long rows (n >= 32 k) start from a threshold estimated on every 16th score.
+    let n = 20_000;
+    // 1. every sampled position holds the maximum, all tied: nothing lies strictly above the
+    //    estimate, so the selection starts again; ties go by index.
+    let row: Vec<f32> = (0..n)
+        .map(|i| if i % 16 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let expected: Vec<usize> = (0..100).map(|i| i * 16).collect();
+    assert_eq!(top_k_row(&row, &[], 100).expect("valid"), expected);
+    // 2. pseudo-random scores whose best 150 items are masked: fewer than k unmasked items lie
+    //    above the estimate.
+    let row: Vec<f32> = (0..n).map(|i| ((i * 7_919 + 13) % 10_007) as f32).collect();
+    let best150 = common::ref_top_k(&row, &[], 150);
+    assert_eq!(
+        top_k_row(&row, &best150, 100).expect("valid"),
+        common::ref_top_k(&row, &best150, 100)
+    );
+    // 3. ascending scores (the worst order for a running threshold) and descending ones
+    let up: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let expected: Vec<usize> = (n - 100..n).rev().collect();
+    assert_eq!(top_k_row(&up, &[], 100).expect("valid"), expected);
+    let down: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
+    assert_eq!(
+        top_k_row(&down, &[3], 100).expect("valid"),
+        common::ref_top_k(&down, &[3], 100)
+    );
+    // 4. mostly NaN / -inf with a few finite scores
+    let sparse: Vec<f32> = (0..n)
+        .map(|i| match i % 1000 {
+            0 => i as f32,
+            1..=500 => f32::NAN,
+            _ => f32::NEG_INFINITY,
+        })
+        .collect();
+    assert_eq!(
+        top_k_row(&sparse, &[0], 100).expect("valid"),
+        common::ref_top_k(&sparse, &[0], 100)
+    );
+}
+
+#[test]
 fn nan_and_negative_infinity_rank_last_by_index() {
     let row = [f32::NAN, f32::NEG_INFINITY, 1.0, f32::NAN, -5.0];
     assert_eq!(top_k_row(&row, &[], 5).expect("valid"), vec![2, 4, 0, 1, 3]);

@@ -194,7 +194,7 @@ proptest! {
 /// with the full-sort reference, and results do not depend on the number of threads.
 #[test]
 fn agrees_with_reference_on_random_data() {
-    let (n_users, n_items) = (300, 3000);
+    let (n_users, n_items) = (300, 5000);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut data: Vec<f32> = (0..n_users * n_items)
         .map(|_| rng.random::<f32>())
