@@ -69,7 +69,12 @@ fn bench(c: &mut Criterion) {
             for r in &report.results {
                 eprintln!(
                     "k={} recall={:.6} plain_recall={:.6} ndcg={:.6} counted={} excluded={}",
-                    r.k, r.recall.mean, r.plain_recall.mean, r.ndcg.mean, r.ndcg.counted, r.ndcg.excluded
+                    r.k,
+                    r.recall.mean,
+                    r.plain_recall.mean,
+                    r.ndcg.mean,
+                    r.ndcg.counted,
+                    r.ndcg.excluded
                 );
             }
         }
