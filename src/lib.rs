@@ -16,3 +16,5 @@
 pub mod backend;
 
 pub use tears_data as data;
+/// Top-k selection and ranking metrics (re-export of `tears-metrics`).
+pub use tears_metrics as metrics;
