@@ -92,10 +92,13 @@ pub(crate) fn pairwise_cost_unchecked<B: Backend>(
     y: Tensor<B, 3>,
     kind: CostKind,
 ) -> Tensor<B, 3> {
+    // One batched product of augmented matrices: [−2x, |x|², 1] · [y, 1, |y|²]ᵀ
+    // = |x_i|² + |y_j|² − 2 x_i·y_j, without any broadcasting op on the [B, n, m] result.
     let x2 = x.clone().square().sum_dim(2); // [B, n, 1]
-    let y2 = y.clone().square().sum_dim(2).swap_dims(1, 2); // [B, 1, m]
-    let xy = x.matmul(y.swap_dims(1, 2)); // [B, n, m]
-    let c = (x2 + y2 - xy.mul_scalar(2.0)).clamp_min(0.0);
+    let y2 = y.clone().square().sum_dim(2); // [B, m, 1]
+    let lhs = Tensor::cat(vec![x.mul_scalar(-2.0), x2.clone(), x2.ones_like()], 2);
+    let rhs = Tensor::cat(vec![y, y2.ones_like(), y2], 2);
+    let c = lhs.matmul(rhs.swap_dims(1, 2)).clamp_min(0.0);
     match kind {
         CostKind::SquaredEuclidean => c,
         CostKind::HalfSquaredEuclidean => c.mul_scalar(0.5),

@@ -370,7 +370,7 @@ pub fn sinkhorn<B: Backend>(
     check_finite(&y, "y")?;
     let cost = pairwise_cost_unchecked(x, y, config.cost);
     let eps = resolve_eps(&cost.clone().detach(), config.eps)?;
-    solve(cost, a, b, &eps, config)
+    solve(cost, a, b, &eps, config, false)
 }
 
 /// Entropic OT for a batch of cost matrices `[batch, n, m]` with optional weights (uniform when
@@ -408,7 +408,7 @@ pub fn sinkhorn_cost<B: Backend>(
     }
     check_finite(&cost, "cost")?;
     let eps = resolve_eps(&cost.clone().detach(), config.eps)?;
-    solve(cost, a, b, &eps, config)
+    solve(cost, a, b, &eps, config, false)
 }
 
 /// Debiased Sinkhorn divergence `S = OT(a, b) − ½ OT(a, a) − ½ OT(b, b)` between batches of point
@@ -453,9 +453,9 @@ pub fn sinkhorn_divergence<B: Backend>(
     let eps = resolve_eps(&cxy.clone().detach(), config.eps)?;
     let cxx = pairwise_cost_unchecked(x.clone(), x, config.cost);
     let cyy = pairwise_cost_unchecked(y.clone(), y, config.cost);
-    let xy = solve(cxy, a.clone(), b.clone(), &eps, config)?;
-    let xx = solve(cxx, a.clone(), a, &eps, config)?;
-    let yy = solve(cyy, b.clone(), b, &eps, config)?;
+    let xy = solve(cxy, a.clone(), b.clone(), &eps, config, false)?;
+    let xx = solve(cxx, a.clone(), a, &eps, config, true)?;
+    let yy = solve(cyy, b.clone(), b, &eps, config, true)?;
     let divergence = xy.value.clone() - (xx.value.clone() + yy.value.clone()).mul_scalar(0.5);
     Ok(SinkhornDivergence {
         divergence,
@@ -487,10 +487,15 @@ fn resolve_eps<B: Backend>(cost: &Tensor<B, 3>, eps: Epsilon) -> Result<Vec<f64>
     let [batch, n, m] = cost.dims();
     let values: Vec<f64> = match eps {
         Epsilon::Absolute(e) => vec![e; batch],
-        Epsilon::RelativeToMax(_) => host(cost.clone().max_dims(&[1, 2]).reshape([batch]))
-            .into_iter()
-            .map(|mx| eps.resolve(0.0, mx))
-            .collect(),
+        Epsilon::RelativeToMax(_) => host(
+            cost.clone()
+                .reshape([batch, n * m])
+                .max_dim(1)
+                .reshape([batch]),
+        )
+        .into_iter()
+        .map(|mx| eps.resolve(0.0, mx))
+        .collect(),
         Epsilon::RelativeToMedian(_) => {
             let data = cost.clone().into_data();
             let all: Vec<f64> = data.iter::<f64>().collect();
@@ -593,12 +598,53 @@ fn column<B: Backend>(values: &[f64], device: &B::Device, dtype: DType) -> Tenso
     )
 }
 
-/// `−eps LSE_last(h[B, 1, L] − k[B, R, L])`, stably (max-shifted), as `[B, R]`.
+/// The outer sum `p_i + q_j` of `p` `[B, R]` and `q` `[B, L]` as `[B, R, L]`, computed as one
+/// batched rank-2 matrix product `[p, 1] · [1, q]ᵀ` (exact: each entry is one rounded addition).
+/// Broadcasting binary ops go through a slow strided path on some CPU backends; a matrix product
+/// writes the result contiguously at memory speed.
+pub(crate) fn outer_sum<B: Backend>(p: Tensor<B, 2>, q: Tensor<B, 2>) -> Tensor<B, 3> {
+    let lhs = Tensor::cat(
+        vec![
+            p.clone().unsqueeze_dim::<3>(2),
+            p.ones_like().unsqueeze_dim::<3>(2),
+        ],
+        2,
+    );
+    let rhs = Tensor::cat(
+        vec![q.ones_like().unsqueeze_dim::<3>(1), q.unsqueeze_dim::<3>(1)],
+        1,
+    );
+    lhs.matmul(rhs)
+}
+
+/// `K / eps` for a per-problem eps, without a broadcast when all problems share one eps.
+fn scale_cost<B: Backend>(cost: &Tensor<B, 3>, eps: &[f64]) -> Tensor<B, 3> {
+    match eps.first() {
+        Some(e0) if eps.iter().all(|e| e == e0) => cost.clone().div_scalar(*e0),
+        _ => Tensor::cat(
+            eps.iter()
+                .enumerate()
+                .map(|(i, e)| cost.clone().narrow(0, i, 1).div_scalar(*e))
+                .collect(),
+            0,
+        ),
+    }
+}
+
+/// Row-wise stable log-sum-exp of `h_j − k_ij` over the last axis: returns
+/// `LSE_j(h_j − k_ij)` as `[B, R]`.
+fn lse_rows<B: Backend>(k: &Tensor<B, 3>, h: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [batch, rows, _] = k.dims();
+    let zeros = Tensor::<B, 2>::zeros([batch, rows], (&k.device(), k.dtype()));
+    let x = outer_sum(zeros, h.clone()) - k.clone();
+    let mx = x.max_dim(2).squeeze_dim::<2>(2);
+    let shifted = outer_sum(mx.clone().neg(), h) - k.clone();
+    shifted.exp().sum_dim(2).squeeze_dim::<2>(2).log() + mx
+}
+
+/// `−eps LSE_j(h_j − k_ij)`: one Sinkhorn half-update.
 fn softmin<B: Backend>(k: &Tensor<B, 3>, h: Tensor<B, 2>, eps2: &Tensor<B, 2>) -> Tensor<B, 2> {
-    let x = h.unsqueeze_dim::<3>(1) - k.clone();
-    let mx = x.clone().max_dim(2);
-    let lse = (x - mx.clone()).exp().sum_dim(2).log() + mx;
-    lse.squeeze_dim::<2>(2).neg() * eps2.clone()
+    lse_rows(k, h).neg() * eps2.clone()
 }
 
 /// The stabilised kernel `exp(max(F_i + G_j − K_ij, floor))` for scaled potentials `F = f/eps`,
@@ -608,7 +654,7 @@ fn absorbed_kernel<B: Backend>(
     gs: &Tensor<B, 2>,
     k: &Tensor<B, 3>,
 ) -> Tensor<B, 3> {
-    (fs.clone().unsqueeze_dim::<3>(2) + gs.clone().unsqueeze_dim::<3>(1) - k.clone())
+    (outer_sum(fs.clone(), gs.clone()) - k.clone())
         .clamp_min(KERNEL_FLOOR)
         .exp()
 }
@@ -617,21 +663,36 @@ fn absorbed_kernel<B: Backend>(
 struct Problem<B: Backend> {
     /// `[B, n, m]`.
     cost: Tensor<B, 3>,
-    /// `[B, m, n]`, contiguous.
-    cost_t: Tensor<B, 3>,
+    /// `[B, m, n]`, contiguous; made on first use (one strided copy), so that the `g` half-update
+    /// of the log-sum-exp iterations also reduces over a contiguous axis.
+    cost_t: std::cell::OnceCell<Tensor<B, 3>>,
     a: Tensor<B, 2>,
     b: Tensor<B, 2>,
     loga: Tensor<B, 2>,
     logb: Tensor<B, 2>,
 }
 
-/// The state of a stage: potentials (absolute units) and per-stage constants.
+impl<B: Backend> Problem<B> {
+    fn cost_t(&self) -> &Tensor<B, 3> {
+        self.cost_t
+            .get_or_init(|| self.cost.clone().swap_dims(1, 2).mul_scalar(1.0))
+    }
+}
+
+/// Per-stage constants.
 struct Stage<B: Backend> {
+    eps: Vec<f64>,
     eps2: Tensor<B, 2>,
     /// `C / eps`, `[B, n, m]`.
     k: Tensor<B, 3>,
-    /// `Cᵀ / eps`, `[B, m, n]`.
-    kt: Tensor<B, 3>,
+    /// `Cᵀ / eps`, `[B, m, n]`, made on first use.
+    kt: std::cell::OnceCell<Tensor<B, 3>>,
+}
+
+impl<B: Backend> Stage<B> {
+    fn kt(&self, p: &Problem<B>) -> &Tensor<B, 3> {
+        self.kt.get_or_init(|| scale_cost(p.cost_t(), &self.eps))
+    }
 }
 
 struct Counters {
@@ -640,117 +701,168 @@ struct Counters {
     fallback_blocks: usize,
 }
 
-/// One exact log-domain iteration: `g ← T(f)`, `f ← T(g)`.
-fn lse_iteration<B: Backend>(
-    p: &Problem<B>,
-    s: &Stage<B>,
-    f: Tensor<B, 2>,
-) -> (Tensor<B, 2>, Tensor<B, 2>) {
-    let g = softmin(&s.kt, f / s.eps2.clone() + p.loga.clone(), &s.eps2);
-    let f = softmin(&s.k, g.clone() / s.eps2.clone() + p.logb.clone(), &s.eps2);
-    (f, g)
+/// `g ← T(f)`: the exact log-domain `g` half-update.
+fn update_g<B: Backend>(p: &Problem<B>, s: &Stage<B>, f: &Tensor<B, 2>) -> Tensor<B, 2> {
+    softmin(
+        s.kt(p),
+        f.clone() / s.eps2.clone() + p.loga.clone(),
+        &s.eps2,
+    )
 }
 
-/// Runs up to `budget` exact log-domain iterations from `f`, checking every `check_every`;
-/// returns `(f, g, errors)` where the errors are those of the last check (empty if none).
+/// `f ← T(g)`: the exact log-domain `f` half-update.
+fn update_f<B: Backend>(p: &Problem<B>, s: &Stage<B>, g: &Tensor<B, 2>) -> Tensor<B, 2> {
+    softmin(&s.k, g.clone() / s.eps2.clone() + p.logb.clone(), &s.eps2)
+}
+
+fn all_below(errors: &[f64], tol: Option<f64>) -> bool {
+    tol.is_some_and(|t| !errors.is_empty() && errors.iter().all(|e| *e <= t))
+}
+
+/// Runs up to `budget` exact log-domain iterations (`g` then `f` update) from `f`, checking every
+/// `check_every`; returns `(f, g, errors of the last check)`.
 fn lse_block<B: Backend>(
     p: &Problem<B>,
     s: &Stage<B>,
-    mut f: Tensor<B, 2>,
+    f: Tensor<B, 2>,
     budget: usize,
     check_every: usize,
     tol: Option<f64>,
     counters: &mut Counters,
 ) -> (Tensor<B, 2>, Tensor<B, 2>, Vec<f64>) {
-    let (f_first, mut g) = lse_iteration(p, s, f);
-    f = f_first;
+    let mut g = update_g(p, s, &f);
+    let mut f = update_f(p, s, &g);
     counters.iterations += 1;
     let mut done = 1;
     loop {
         if done % check_every == 0 || done >= budget {
             // Column marginals of P(f, g) are b ⊙ exp((g − T(f))/eps); T(f) is the next g anyway.
-            let g_next = softmin(&s.kt, f.clone() / s.eps2.clone() + p.loga.clone(), &s.eps2);
+            let g_next = update_g(p, s, &f);
             let ratio = ((g.clone() - g_next.clone()) / s.eps2.clone()).exp();
             let errors = host(
                 (p.b.clone() * ratio.sub_scalar(1.0).abs())
                     .sum_dim(1)
                     .squeeze_dim::<1>(1),
             );
-            let converged = tol.is_some_and(|t| errors.iter().all(|e| *e <= t));
-            if converged || done >= budget || errors.iter().any(|e| !e.is_finite()) {
+            if all_below(&errors, tol) || done >= budget || errors.iter().any(|e| !e.is_finite()) {
                 return (f, g, errors);
             }
             g = g_next;
         } else {
-            g = softmin(&s.kt, f.clone() / s.eps2.clone() + p.loga.clone(), &s.eps2);
+            g = update_g(p, s, &f);
         }
-        f = softmin(&s.k, g.clone() / s.eps2.clone() + p.logb.clone(), &s.eps2);
+        f = update_f(p, s, &g);
         counters.iterations += 1;
         done += 1;
     }
 }
 
-/// Runs one eps stage with absorption-stabilised iterations. Starts with one exact log-domain
-/// iteration; returns `(f, g, errors of the last check)`.
+/// Scalings and kernel of the absorption-stabilised iterations.
+struct Absorbed<B: Backend> {
+    /// Absorbed scaled potentials `f/eps`, `g/eps`.
+    fs: Tensor<B, 2>,
+    gs: Tensor<B, 2>,
+    kernel: Tensor<B, 3>,
+    /// Current scalings: the potentials are `eps (fs + log u)`, `eps (gs + log v)`.
+    u: Tensor<B, 2>,
+    v: Tensor<B, 2>,
+    /// `kernelᵀ (a ⊙ u)`, the input of the next `v` update.
+    col: Tensor<B, 2>,
+}
+
+impl<B: Backend> Absorbed<B> {
+    fn new(
+        p: &Problem<B>,
+        s: &Stage<B>,
+        f: Tensor<B, 2>,
+        g: Tensor<B, 2>,
+        counters: &mut Counters,
+    ) -> Self {
+        let fs = f / s.eps2.clone();
+        let gs = g / s.eps2.clone();
+        let kernel = absorbed_kernel(&fs, &gs, &s.k);
+        counters.absorptions += 1;
+        let col =
+            p.a.clone()
+                .unsqueeze_dim::<3>(1)
+                .matmul(kernel.clone())
+                .squeeze_dim::<2>(1);
+        Self {
+            u: fs.ones_like(),
+            v: gs.ones_like(),
+            fs,
+            gs,
+            kernel,
+            col,
+        }
+    }
+
+    fn potentials(&self, s: &Stage<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        (
+            (self.fs.clone() + self.u.clone().log()) * s.eps2.clone(),
+            (self.gs.clone() + self.v.clone().log()) * s.eps2.clone(),
+        )
+    }
+}
+
+/// Runs one eps stage with absorption-stabilised iterations from the potentials `(f, g)`.
+/// A fresh start (`f = g = 0`) first makes one exact log-domain `f` update, so that the naive
+/// kernel `exp(−C/eps)` is never formed. Returns `(f, g, errors of the last check)`.
 #[allow(clippy::too_many_arguments)]
 fn stabilized_stage<B: Backend>(
     p: &Problem<B>,
     s: &Stage<B>,
     f: Tensor<B, 2>,
+    g: Tensor<B, 2>,
+    fresh: bool,
     budget: usize,
     check_every: usize,
     tol: Option<f64>,
     counters: &mut Counters,
 ) -> Result<(Tensor<B, 2>, Tensor<B, 2>, Vec<f64>)> {
-    let (f, g) = lse_iteration(p, s, f);
-    counters.iterations += 1;
-    let mut done = 1;
-    // Scaled, absorbed potentials and the kernel built from them.
-    let mut fs = f / s.eps2.clone();
-    let mut gs = g / s.eps2.clone();
-    let mut kernel = absorbed_kernel(&fs, &gs, &s.k);
-    counters.absorptions += 1;
-    let a3 = p.a.clone().unsqueeze_dim::<3>(1); // [B, 1, n]
-    let ones_n = p.a.ones_like();
-    let ones_m = p.b.ones_like();
-    let mut u = ones_n.clone();
-    let mut v = ones_m.clone();
-    // s_col = Kᵀ (a ⊙ u), the input of the next v update.
-    let mut s_col = a3.clone().matmul(kernel.clone()).squeeze_dim::<2>(1);
+    let mut done = 0;
+    let f = if fresh {
+        done += 1;
+        counters.iterations += 1;
+        update_f(p, s, &g)
+    } else {
+        f
+    };
+    let mut st = Absorbed::new(p, s, f, g, counters);
     let mut errors = Vec::new();
     while done < budget {
         let block = check_every.min(budget - done);
-        let saved = (fs.clone(), u.clone());
+        let saved = (st.fs.clone(), st.u.clone());
         let mut q = p.b.clone();
         for _ in 0..block {
-            v = s_col.recip();
-            q = p.b.clone() * v.clone();
-            let row = kernel
+            st.v = st.col.clone().recip();
+            q = p.b.clone() * st.v.clone();
+            st.u = st
+                .kernel
                 .clone()
                 .matmul(q.clone().unsqueeze_dim::<3>(2))
-                .squeeze_dim::<2>(2);
-            u = row.recip();
-            let pa = (p.a.clone() * u.clone()).unsqueeze_dim::<3>(1);
-            s_col = pa.matmul(kernel.clone()).squeeze_dim::<2>(1);
+                .squeeze_dim::<2>(2)
+                .recip();
+            let pa = (p.a.clone() * st.u.clone()).unsqueeze_dim::<3>(1);
+            st.col = pa.matmul(st.kernel.clone()).squeeze_dim::<2>(1);
         }
         done += block;
         counters.iterations += block;
-        // Check: column error of P = diag(a u) K diag(b v), and the drift of the scalings.
-        let err = (q * s_col.clone() - p.b.clone())
+        // Column error of P = diag(a u) K diag(b v) (its rows are exact), and the scalings' drift.
+        let err = (q * st.col.clone() - p.b.clone())
             .abs()
             .sum_dim(1)
             .squeeze_dim::<1>(1);
-        let drift_u = u.clone().log().abs().max().reshape([1]);
-        let drift_v = v.clone().log().abs().max().reshape([1]);
+        let drift_u = st.u.clone().log().abs().max().reshape([1]);
+        let drift_v = st.v.clone().log().abs().max().reshape([1]);
         let checks = host(Tensor::cat(vec![err, drift_u, drift_v], 0));
         let (errs, drift) = checks.split_at(checks.len() - 2);
-        let finite = checks.iter().all(|c| c.is_finite());
-        if !finite {
-            // Roll back to the start of the block and redo it with exact updates.
+        if !checks.iter().all(|c| c.is_finite()) {
+            // Roll back to the start of the block and redo it with exact log-domain updates.
             let (fs0, u0) = saved;
             counters.iterations -= block;
-            let f0 = (fs0 + u0.log()) * s.eps2.clone();
             counters.fallback_blocks += 1;
+            let f0 = (fs0 + u0.log()) * s.eps2.clone();
             let (f1, g1, e1) = lse_block(p, s, f0, block, check_every, tol, counters);
             if e1.iter().any(|e| !e.is_finite()) {
                 return Err(OtError::Numerical(
@@ -758,45 +870,126 @@ fn stabilized_stage<B: Backend>(
                         .into(),
                 ));
             }
-            errors = e1;
-            fs = f1.clone() / s.eps2.clone();
-            gs = g1 / s.eps2.clone();
-            if tol.is_some_and(|t| errors.iter().all(|e| *e <= t)) {
-                return Ok((f1, gs * s.eps2.clone(), errors));
+            if all_below(&e1, tol) {
+                return Ok((f1, g1, e1));
             }
-            kernel = absorbed_kernel(&fs, &gs, &s.k);
-            counters.absorptions += 1;
-            u = ones_n.clone();
-            v = ones_m.clone();
-            s_col = a3.clone().matmul(kernel.clone()).squeeze_dim::<2>(1);
+            errors = e1;
+            st = Absorbed::new(p, s, f1, g1, counters);
             continue;
         }
         errors = errs.to_vec();
-        if tol.is_some_and(|t| errors.iter().all(|e| *e <= t)) {
+        let drifted = drift.iter().any(|d| *d > ABSORB_DRIFT);
+        // Entries clamped in the kernel are negligible only while the scalings are bounded, so
+        // convergence is accepted with bounded scalings only.
+        if all_below(&errors, tol) && !drifted {
             break;
         }
-        if drift.iter().any(|d| *d > ABSORB_DRIFT) && done < budget {
-            fs = fs + u.log();
-            gs = gs + v.log();
-            kernel = absorbed_kernel(&fs, &gs, &s.k);
-            counters.absorptions += 1;
-            u = ones_n.clone();
-            v = ones_m.clone();
-            s_col = a3.clone().matmul(kernel.clone()).squeeze_dim::<2>(1);
+        if drifted && done < budget {
+            let (f1, g1) = st.potentials(s);
+            st = Absorbed::new(p, s, f1, g1, counters);
         }
     }
-    let f = (fs + u.log()) * s.eps2.clone();
-    let g = (gs + v.log()) * s.eps2.clone();
+    let (f, g) = st.potentials(s);
     Ok((f, g, errors))
 }
 
+/// Runs one eps stage of a symmetric problem (`C = Cᵀ`, `a = b`, so `f = g`) with the averaged
+/// update `f ← ½ (f + T(f))` (Feydy et al. 2019), which converges in a few iterations where the
+/// plain alternating update oscillates. In absorbed form: `u ← sqrt(u / (K (a ⊙ u)))`, one
+/// matrix–vector product per iteration. Returns `(f, errors of the last check)`.
+#[allow(clippy::too_many_arguments)]
+fn symmetric_stage<B: Backend>(
+    p: &Problem<B>,
+    s: &Stage<B>,
+    f: Tensor<B, 2>,
+    fresh: bool,
+    budget: usize,
+    check_every: usize,
+    tol: Option<f64>,
+    counters: &mut Counters,
+) -> Result<(Tensor<B, 2>, Vec<f64>)> {
+    let mut done = 0;
+    let f = if fresh {
+        done += 1;
+        counters.iterations += 1;
+        update_f(p, s, &f)
+    } else {
+        f
+    };
+    let absorb = |f: Tensor<B, 2>, counters: &mut Counters| {
+        let fs = f / s.eps2.clone();
+        counters.absorptions += 1;
+        (absorbed_kernel(&fs, &fs, &s.k), fs)
+    };
+    let (mut kernel, mut fs) = absorb(f, counters);
+    let mut u = fs.ones_like();
+    let mut errors = Vec::new();
+    while done < budget {
+        let block = check_every.min(budget - done);
+        let saved = (fs.clone(), u.clone());
+        let mut ku = u.clone();
+        for _ in 0..block {
+            ku = kernel
+                .clone()
+                .matmul((p.a.clone() * u.clone()).unsqueeze_dim::<3>(2))
+                .squeeze_dim::<2>(2);
+            u = (u / ku.clone()).sqrt();
+        }
+        done += block;
+        counters.iterations += block;
+        // Marginal error of P = diag(a u) K diag(a u) (rows = columns by symmetry).
+        let ku_new = kernel
+            .clone()
+            .matmul((p.a.clone() * u.clone()).unsqueeze_dim::<3>(2))
+            .squeeze_dim::<2>(2);
+        drop(ku);
+        let err = (p.a.clone() * u.clone() * ku_new - p.a.clone())
+            .abs()
+            .sum_dim(1)
+            .squeeze_dim::<1>(1);
+        let drift = u.clone().log().abs().max().reshape([1]);
+        let checks = host(Tensor::cat(vec![err, drift], 0));
+        let (errs, drift) = checks.split_at(checks.len() - 1);
+        if !checks.iter().all(|c| c.is_finite()) {
+            let (fs0, u0) = saved;
+            counters.iterations -= block;
+            counters.fallback_blocks += 1;
+            let f0 = (fs0 + u0.log()) * s.eps2.clone();
+            let (f1, _g1, e1) = lse_block(p, s, f0, block, check_every, tol, counters);
+            if e1.iter().any(|e| !e.is_finite()) {
+                return Err(OtError::Numerical(
+                    "non-finite potentials in exact log-domain iterations (eps too small for this float type?)"
+                        .into(),
+                ));
+            }
+            errors = e1;
+            (kernel, fs) = absorb(f1, counters);
+            u = fs.ones_like();
+            continue;
+        }
+        errors = errs.to_vec();
+        let drifted = drift[0] > ABSORB_DRIFT;
+        if all_below(&errors, tol) && !drifted {
+            break;
+        }
+        if drifted && done < budget {
+            let f1 = (fs.clone() + u.clone().log()) * s.eps2.clone();
+            (kernel, fs) = absorb(f1, counters);
+            u = fs.ones_like();
+        }
+    }
+    Ok(((fs + u.log()) * s.eps2.clone(), errors))
+}
+
 /// Solves a batch given the (possibly tracked) cost and weights, and the per-problem eps.
+/// `symmetric` promises `C = Cᵀ` and `a = b` (the `OT(a, a)` terms of the divergence).
 fn solve<B: Backend>(
     cost: Tensor<B, 3>,
     a: Option<Tensor<B, 2>>,
     b: Option<Tensor<B, 2>>,
     eps: &[f64],
     config: &SinkhornConfig,
+    symmetric: bool,
 ) -> Result<SinkhornOutput<B>> {
     let [batch, n, m] = cost.dims();
     let device = cost.device();
@@ -815,12 +1008,11 @@ fn solve<B: Backend>(
         }
     }
 
-    let cost_d = cost.clone().detach();
     let a_d = a.clone().detach();
     let b_d = b.clone().detach();
     let problem = Problem {
-        cost_t: cost_d.clone().swap_dims(1, 2).mul_scalar(1.0),
-        cost: cost_d,
+        cost: cost.clone().detach(),
+        cost_t: std::cell::OnceCell::new(),
         loga: a_d.clone().log(),
         logb: b_d.clone().log(),
         a: a_d,
@@ -831,7 +1023,14 @@ fn solve<B: Backend>(
     let schedule: Vec<Vec<f64>> = match config.eps_scaling {
         None => vec![eps.to_vec()],
         Some(factor) => {
-            let diam = host(problem.cost.clone().max_dims(&[1, 2]).reshape([batch]));
+            let diam = host(
+                problem
+                    .cost
+                    .clone()
+                    .reshape([batch, n * m])
+                    .max_dim(1)
+                    .reshape([batch]),
+            );
             let stages = eps
                 .iter()
                 .zip(&diam)
@@ -876,12 +1075,11 @@ fn solve<B: Backend>(
             config.check_every.min(remaining)
         };
         let tol = if last { Some(config.tol) } else { None };
-        let eps2 = column::<B>(stage_eps, &device, dtype);
-        let eps3 = eps2.clone().unsqueeze_dim::<3>(2);
         let stage = Stage {
-            k: problem.cost.clone() / eps3.clone(),
-            kt: problem.cost_t.clone() / eps3,
-            eps2,
+            k: scale_cost(&problem.cost, stage_eps),
+            kt: std::cell::OnceCell::new(),
+            eps2: column::<B>(stage_eps, &device, dtype),
+            eps: stage_eps.clone(),
         };
         let (f1, g1, e1) = match config.mode {
             SinkhornMode::LogSumExp => {
@@ -901,10 +1099,25 @@ fn solve<B: Backend>(
                 }
                 out
             }
+            SinkhornMode::Stabilized if symmetric => {
+                let (f1, e1) = symmetric_stage(
+                    &problem,
+                    &stage,
+                    f,
+                    si == 0,
+                    budget,
+                    config.check_every,
+                    tol,
+                    &mut counters,
+                )?;
+                (f1.clone(), f1, e1)
+            }
             SinkhornMode::Stabilized => stabilized_stage(
                 &problem,
                 &stage,
                 f,
+                g,
+                si == 0,
                 budget,
                 config.check_every,
                 tol,
@@ -915,23 +1128,35 @@ fn solve<B: Backend>(
         g = g1;
         errors = e1;
     }
-    let _ = f;
-    let converged = !errors.is_empty() && errors.iter().all(|e| *e <= config.tol);
+    drop(f);
+    let converged = all_below(&errors, Some(config.tol));
 
-    // One differentiable update from the detached converged g (envelope theorem).
+    // One differentiable update from the detached converged g (envelope theorem):
+    // f̃_i = −eps LSE_j(log b_j + (g_j − C_ij)/eps), value = <a, f̃> + <b, g>.
     let eps2 = column::<B>(eps, &device, dtype);
-    let eps3 = eps2.clone().unsqueeze_dim::<3>(2);
-    let h = (g.clone() / eps2.clone() + problem.logb.clone()).unsqueeze_dim::<3>(1);
-    let x = h - cost.clone() / eps3;
-    let mx = x.clone().max_dim(2).detach();
-    let z = (x - mx.clone()).exp();
-    let zsum = z.clone().sum_dim(2);
-    let f_t = (zsum.clone().log() + mx).squeeze_dim::<2>(2).neg() * eps2;
+    let k = scale_cost(&cost, eps);
+    let hg = g.clone() / eps2.clone() + problem.logb.clone();
+    let zeros = Tensor::<B, 2>::zeros([batch, n], (&device, dtype));
+    let mx = (outer_sum(zeros, hg.clone()) - k.clone().detach())
+        .max_dim(2)
+        .squeeze_dim::<2>(2);
+    let z = (outer_sum(mx.clone().neg(), hg.clone()) - k.clone()).exp(); // [B, n, m]
+    let zsum = z.clone().sum_dim(2).squeeze_dim::<2>(2); // [B, n]
+    let f_t = (zsum.clone().log() + mx).neg() * eps2.clone();
     let value = (a.clone() * f_t.clone()).sum_dim(1).squeeze_dim::<1>(1)
         + (b.clone() * g.clone()).sum_dim(1).squeeze_dim::<1>(1);
-    let plan = (z.detach() / zsum.detach()) * problem.a.clone().unsqueeze_dim::<3>(2);
-    let transport_cost = (plan.clone() * cost).sum_dims_squeeze::<1, usize>(&[1, 2]);
-    let col = plan.clone().sum_dim(1).squeeze_dim::<2>(1);
+    // P_ij = (a_i / zsum_i) z_ij: rows sum to a exactly. Transport cost and column sums without
+    // forming P: <P, C> = Σ_i (a_i / zsum_i) Σ_j z_ij C_ij, Pᵀ1 = zᵀ (a / zsum).
+    let z_d = z.detach();
+    let row_scale = problem.a.clone() / zsum.detach(); // [B, n]
+    let zc = (z_d.clone() * cost).sum_dim(2).squeeze_dim::<2>(2); // [B, n]
+    let transport_cost = (zc * row_scale.clone()).sum_dim(1).squeeze_dim::<1>(1);
+    let col = row_scale
+        .clone()
+        .unsqueeze_dim::<3>(1)
+        .matmul(z_d.clone())
+        .squeeze_dim::<2>(1);
+    let z_plan = z_d;
     let marginal_error = host(
         (col - problem.b.clone())
             .abs()
@@ -945,6 +1170,12 @@ fn solve<B: Backend>(
             "non-finite transport plan or value".into(),
         ));
     }
+    let f_d = f_t.detach();
+    // The plan is scaled from z itself (a broadcast, only on request) so that its rows sum to a
+    // to rounding even where C/eps is large in f32.
+    let plan = config
+        .return_plan
+        .then(|| z_plan * row_scale.unsqueeze_dim::<3>(2));
     let report = SinkhornReport {
         iterations: counters.iterations,
         converged,
@@ -957,9 +1188,9 @@ fn solve<B: Backend>(
     Ok(SinkhornOutput {
         value,
         transport_cost,
-        f: f_t.detach(),
+        f: f_d,
         g: g.detach(),
-        plan: config.return_plan.then_some(plan),
+        plan,
         report,
     })
 }
