@@ -4,7 +4,7 @@
 //!
 //! - [`gaussian_w2_squared`]: the closed-form squared 2-Wasserstein distance between diagonal
 //!   Gaussians given as `(mu, logvar)`, row-wise over a batch;
-//! - [`sinkhorn`] / [`sinkhorn_cost`]: batched entropic OT in the log domain (point clouds or
+//! - [`sinkhorn()`] / [`sinkhorn_cost`]: batched entropic OT in the log domain (point clouds or
 //!   cost matrices, weights, eps absolute or relative to the median / max cost, eps-scaling,
 //!   marginal-error stopping), returning the transport cost, the entropic value, the dual
 //!   potentials and optionally the plan;
@@ -13,7 +13,7 @@
 //!
 //! Gradients follow the envelope theorem: the Sinkhorn loop runs on detached tensors and one
 //! differentiable update from the converged potentials gives the value and its gradient, so
-//! memory does not grow with the number of iterations (see [`sinkhorn`] and the `memory` test).
+//! memory does not grow with the number of iterations (see the [`sinkhorn`](mod@sinkhorn) module docs and the `memory` test).
 //!
 //! ```
 //! use burn::backend::{Autodiff, Flex};

@@ -254,7 +254,7 @@ impl SinkhornConfig {
                 self.eps
             )));
         }
-        if !(self.tol >= 0.0) {
+        if self.tol.is_nan() || self.tol < 0.0 {
             return Err(OtError::Config(format!(
                 "tol must be >= 0, got {}",
                 self.tol
@@ -301,7 +301,7 @@ pub struct SinkhornReport {
     pub fallback_blocks: usize,
 }
 
-/// The result of [`sinkhorn`] / [`sinkhorn_cost`].
+/// The result of [`sinkhorn()`] / [`sinkhorn_cost`].
 #[derive(Debug, Clone)]
 pub struct SinkhornOutput<B: Backend> {
     /// Per problem `[batch]`: the entropic value `<a, f> + <b, g>`
@@ -374,7 +374,7 @@ pub fn sinkhorn<B: Backend>(
 }
 
 /// Entropic OT for a batch of cost matrices `[batch, n, m]` with optional weights (uniform when
-/// `None`). Same outputs and errors as [`sinkhorn`].
+/// `None`). Same outputs and errors as [`sinkhorn()`].
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -418,7 +418,7 @@ pub fn sinkhorn_cost<B: Backend>(
 /// final updates.
 ///
 /// # Errors
-/// As [`sinkhorn`].
+/// As [`sinkhorn()`].
 ///
 /// ```
 /// use burn::backend::{Autodiff, Flex};
@@ -567,7 +567,7 @@ fn prepare_weights<B: Backend>(
             message: format!("negative weight {m}"),
         });
     }
-    if let Some(s) = sums.iter().find(|s| !(**s > 0.0)) {
+    if let Some(s) = sums.iter().find(|s| s.is_nan() || **s <= 0.0) {
         return Err(OtError::Weights {
             what,
             message: format!("weights sum to {s}"),
