@@ -21,8 +21,13 @@
 //!   ever produces a non-finite value it is rolled back and redone with exact log-sum-exp
 //!   updates. The naive kernel `exp(−C/eps)` is never formed, so a tiny eps does not underflow.
 //!
-//! Every eps stage starts with one exact log-sum-exp iteration. The marginal error (L1 norm of
-//! `Pᵀ1 − b`, rows being exact after each `f` update) is checked every `check_every` iterations.
+//! A fresh solve starts with one exact log-sum-exp `f` update from `g = 0` before the first
+//! absorption; later eps stages (eps-scaling) absorb the warm-started potentials directly. The
+//! marginal error (L1 norm of `Pᵀ1 − b`, rows being exact after each `f` update) is checked
+//! every `check_every` iterations; convergence is accepted only while the scalings are bounded.
+//!
+//! The `OT(a, a)` and `OT(b, b)` terms of [`sinkhorn_divergence`] are symmetric problems, solved
+//! with the averaged update `f ← ½ (f + T(f))`, which converges in a few iterations.
 //!
 //! # Gradients
 //! The iterations run on detached tensors, so no autodiff graph is recorded however many
