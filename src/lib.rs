@@ -18,3 +18,5 @@ pub mod backend;
 pub use tears_data as data;
 /// Top-k selection and ranking metrics (re-export of `tears-metrics`).
 pub use tears_metrics as metrics;
+/// Optimal-transport kernels (closed-form Gaussian W2, batched log-domain Sinkhorn).
+pub use tears_ot as ot;
