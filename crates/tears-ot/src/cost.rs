@@ -58,11 +58,7 @@ impl CostKind {
 /// assert_eq!(c, vec![4.0, 2.0]);
 /// # Ok::<(), tears_ot::OtError>(())
 /// ```
-pub fn pairwise_cost<B: Backend>(
-    x: Tensor<B, 3>,
-    y: Tensor<B, 3>,
-    kind: CostKind,
-) -> Result<Tensor<B, 3>> {
+pub fn pairwise_cost<B: Backend>(x: Tensor<B, 3>, y: Tensor<B, 3>, kind: CostKind) -> Result<Tensor<B, 3>> {
     check_clouds(&x, &y)?;
     Ok(pairwise_cost_unchecked(x, y, kind))
 }
@@ -87,11 +83,7 @@ pub(crate) fn check_clouds<B: Backend>(x: &Tensor<B, 3>, y: &Tensor<B, 3>) -> Re
     Ok(())
 }
 
-pub(crate) fn pairwise_cost_unchecked<B: Backend>(
-    x: Tensor<B, 3>,
-    y: Tensor<B, 3>,
-    kind: CostKind,
-) -> Tensor<B, 3> {
+pub(crate) fn pairwise_cost_unchecked<B: Backend>(x: Tensor<B, 3>, y: Tensor<B, 3>, kind: CostKind) -> Tensor<B, 3> {
     // One batched product of augmented matrices: [−2x, |x|², 1] · [y, 1, |y|²]ᵀ
     // = |x_i|² + |y_j|² − 2 x_i·y_j, without any broadcasting op on the [B, n, m] result.
     let x2 = x.clone().square().sum_dim(2); // [B, n, 1]

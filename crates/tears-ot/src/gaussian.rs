@@ -48,11 +48,7 @@ pub fn gaussian_w2_squared<B: Backend>(
             found: shape.to_vec(),
         });
     }
-    for (what, other) in [
-        ("logvar1", logvar1.dims()),
-        ("mu2", mu2.dims()),
-        ("logvar2", logvar2.dims()),
-    ] {
+    for (what, other) in [("logvar1", logvar1.dims()), ("mu2", mu2.dims()), ("logvar2", logvar2.dims())] {
         if other != shape {
             return Err(OtError::Shape {
                 what,

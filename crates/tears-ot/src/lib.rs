@@ -47,6 +47,6 @@ pub use cost::{CostKind, pairwise_cost};
 pub use error::{OtError, Result};
 pub use gaussian::gaussian_w2_squared;
 pub use sinkhorn::{
-    Epsilon, SinkhornConfig, SinkhornDivergence, SinkhornMode, SinkhornOutput, SinkhornReport,
-    WeightPolicy, sinkhorn, sinkhorn_cost, sinkhorn_divergence,
+    Epsilon, SinkhornConfig, SinkhornDivergence, SinkhornMode, SinkhornOutput, SinkhornReport, WeightPolicy, sinkhorn,
+    sinkhorn_cost, sinkhorn_divergence,
 };

@@ -88,11 +88,7 @@ impl Epsilon {
             Epsilon::RelativeToMedian(r) => (r, if median > 0.0 { median } else { max }),
             Epsilon::RelativeToMax(r) => (r, max),
         };
-        if reference > 0.0 {
-            factor * reference
-        } else {
-            factor
-        }
+        if reference > 0.0 { factor * reference } else { factor }
     }
 
     fn factor(self) -> f64 {
@@ -254,28 +250,18 @@ impl SinkhornConfig {
     pub fn validate(&self) -> Result<()> {
         let e = self.eps.factor();
         if !(e.is_finite() && e > 0.0) {
-            return Err(OtError::Config(format!(
-                "eps must be positive and finite, got {:?}",
-                self.eps
-            )));
+            return Err(OtError::Config(format!("eps must be positive and finite, got {:?}", self.eps)));
         }
         if self.tol.is_nan() || self.tol < 0.0 {
-            return Err(OtError::Config(format!(
-                "tol must be >= 0, got {}",
-                self.tol
-            )));
+            return Err(OtError::Config(format!("tol must be >= 0, got {}", self.tol)));
         }
         if self.max_iter == 0 || self.check_every == 0 {
-            return Err(OtError::Config(
-                "max_iter and check_every must be at least 1".into(),
-            ));
+            return Err(OtError::Config("max_iter and check_every must be at least 1".into()));
         }
         if let Some(s) = self.eps_scaling
             && !(s > 0.0 && s < 1.0)
         {
-            return Err(OtError::Config(format!(
-                "eps_scaling factor must lie in (0, 1), got {s}"
-            )));
+            return Err(OtError::Config(format!("eps_scaling factor must lie in (0, 1), got {s}")));
         }
         Ok(())
     }
@@ -462,12 +448,7 @@ pub fn sinkhorn_divergence<B: Backend>(
     let xx = solve(cxx, a.clone(), a, &eps, config, true)?;
     let yy = solve(cyy, b.clone(), b, &eps, config, true)?;
     let divergence = xy.value.clone() - (xx.value.clone() + yy.value.clone()).mul_scalar(0.5);
-    Ok(SinkhornDivergence {
-        divergence,
-        xy,
-        xx,
-        yy,
-    })
+    Ok(SinkhornDivergence { divergence, xy, xx, yy })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,11 +461,7 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
 
 fn check_finite<B: Backend, const D: usize>(t: &Tensor<B, D>, what: &'static str) -> Result<()> {
     let ok = host(t.clone().detach().is_finite().all().float());
-    if ok.first().is_some_and(|v| *v > 0.5) {
-        Ok(())
-    } else {
-        Err(OtError::NonFinite { what })
-    }
+    if ok.first().is_some_and(|v| *v > 0.5) { Ok(()) } else { Err(OtError::NonFinite { what }) }
 }
 
 /// Per-problem eps from a detached cost `[batch, n, m]`.
@@ -492,15 +469,10 @@ fn resolve_eps<B: Backend>(cost: &Tensor<B, 3>, eps: Epsilon) -> Result<Vec<f64>
     let [batch, n, m] = cost.dims();
     let values: Vec<f64> = match eps {
         Epsilon::Absolute(e) => vec![e; batch],
-        Epsilon::RelativeToMax(_) => host(
-            cost.clone()
-                .reshape([batch, n * m])
-                .max_dim(1)
-                .reshape([batch]),
-        )
-        .into_iter()
-        .map(|mx| eps.resolve(0.0, mx))
-        .collect(),
+        Epsilon::RelativeToMax(_) => host(cost.clone().reshape([batch, n * m]).max_dim(1).reshape([batch]))
+            .into_iter()
+            .map(|mx| eps.resolve(0.0, mx))
+            .collect(),
         Epsilon::RelativeToMedian(_) => {
             let data = cost.clone().into_data();
             let all: Vec<f64> = data.iter::<f64>().collect();
@@ -514,9 +486,7 @@ fn resolve_eps<B: Backend>(cost: &Tensor<B, 3>, eps: Epsilon) -> Result<Vec<f64>
         }
     };
     if let Some(bad) = values.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
-        return Err(OtError::Config(format!(
-            "resolved eps must be positive and finite, got {bad}"
-        )));
+        return Err(OtError::Config(format!("resolved eps must be positive and finite, got {bad}")));
     }
     Ok(values)
 }
@@ -549,34 +519,20 @@ fn prepare_weights<B: Backend>(
     dtype: DType,
 ) -> Result<Tensor<B, 2>> {
     let Some(w) = w else {
-        return Ok(Tensor::full(
-            [batch, len],
-            1.0 / len as f64,
-            (device, dtype),
-        ));
+        return Ok(Tensor::full([batch, len], 1.0 / len as f64, (device, dtype)));
     };
     if w.dims() != [batch, len] {
-        return Err(OtError::Shape {
-            what,
-            expected: format!("[{batch}, {len}]"),
-            found: w.dims().to_vec(),
-        });
+        return Err(OtError::Shape { what, expected: format!("[{batch}, {len}]"), found: w.dims().to_vec() });
     }
     check_finite(&w, what)?;
     let wd = w.clone().detach();
     let mins = host(wd.clone().min_dim(1));
     let sums = host(wd.sum_dim(1));
     if let Some(m) = mins.iter().find(|m| **m < 0.0) {
-        return Err(OtError::Weights {
-            what,
-            message: format!("negative weight {m}"),
-        });
+        return Err(OtError::Weights { what, message: format!("negative weight {m}") });
     }
     if let Some(s) = sums.iter().find(|s| s.is_nan() || **s <= 0.0) {
-        return Err(OtError::Weights {
-            what,
-            message: format!("weights sum to {s}"),
-        });
+        return Err(OtError::Weights { what, message: format!("weights sum to {s}") });
     }
     match policy {
         WeightPolicy::Normalize => {
@@ -585,10 +541,7 @@ fn prepare_weights<B: Backend>(
         }
         WeightPolicy::Strict => {
             if let Some(s) = sums.iter().find(|s| (**s - 1.0).abs() > 1e-6) {
-                return Err(OtError::Weights {
-                    what,
-                    message: format!("weights sum to {s}, not 1"),
-                });
+                return Err(OtError::Weights { what, message: format!("weights sum to {s}, not 1") });
             }
             Ok(w)
         }
@@ -597,10 +550,7 @@ fn prepare_weights<B: Backend>(
 
 /// A per-problem scalar as a `[batch, 1]` tensor.
 fn column<B: Backend>(values: &[f64], device: &B::Device, dtype: DType) -> Tensor<B, 2> {
-    Tensor::from_data(
-        TensorData::new(values.to_vec(), [values.len(), 1]),
-        (device, dtype),
-    )
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len(), 1]), (device, dtype))
 }
 
 /// The outer sum `p_i + q_j` of `p` `[B, R]` and `q` `[B, L]` as `[B, R, L]`, computed as one
@@ -608,17 +558,8 @@ fn column<B: Backend>(values: &[f64], device: &B::Device, dtype: DType) -> Tenso
 /// Broadcasting binary ops go through a slow strided path on some CPU backends; a matrix product
 /// writes the result contiguously at memory speed.
 pub(crate) fn outer_sum<B: Backend>(p: Tensor<B, 2>, q: Tensor<B, 2>) -> Tensor<B, 3> {
-    let lhs = Tensor::cat(
-        vec![
-            p.clone().unsqueeze_dim::<3>(2),
-            p.ones_like().unsqueeze_dim::<3>(2),
-        ],
-        2,
-    );
-    let rhs = Tensor::cat(
-        vec![q.ones_like().unsqueeze_dim::<3>(1), q.unsqueeze_dim::<3>(1)],
-        1,
-    );
+    let lhs = Tensor::cat(vec![p.clone().unsqueeze_dim::<3>(2), p.ones_like().unsqueeze_dim::<3>(2)], 2);
+    let rhs = Tensor::cat(vec![q.ones_like().unsqueeze_dim::<3>(1), q.unsqueeze_dim::<3>(1)], 1);
     lhs.matmul(rhs)
 }
 
@@ -626,13 +567,7 @@ pub(crate) fn outer_sum<B: Backend>(p: Tensor<B, 2>, q: Tensor<B, 2>) -> Tensor<
 fn scale_cost<B: Backend>(cost: &Tensor<B, 3>, eps: &[f64]) -> Tensor<B, 3> {
     match eps.first() {
         Some(e0) if eps.iter().all(|e| e == e0) => cost.clone().div_scalar(*e0),
-        _ => Tensor::cat(
-            eps.iter()
-                .enumerate()
-                .map(|(i, e)| cost.clone().narrow(0, i, 1).div_scalar(*e))
-                .collect(),
-            0,
-        ),
+        _ => Tensor::cat(eps.iter().enumerate().map(|(i, e)| cost.clone().narrow(0, i, 1).div_scalar(*e)).collect(), 0),
     }
 }
 
@@ -654,14 +589,8 @@ fn softmin<B: Backend>(k: &Tensor<B, 3>, h: Tensor<B, 2>, eps2: &Tensor<B, 2>) -
 
 /// The stabilised kernel `exp(max(F_i + G_j − K_ij, floor))` for scaled potentials `F = f/eps`,
 /// `G = g/eps`.
-fn absorbed_kernel<B: Backend>(
-    fs: &Tensor<B, 2>,
-    gs: &Tensor<B, 2>,
-    k: &Tensor<B, 3>,
-) -> Tensor<B, 3> {
-    (outer_sum(fs.clone(), gs.clone()) - k.clone())
-        .clamp_min(KERNEL_FLOOR)
-        .exp()
+fn absorbed_kernel<B: Backend>(fs: &Tensor<B, 2>, gs: &Tensor<B, 2>, k: &Tensor<B, 3>) -> Tensor<B, 3> {
+    (outer_sum(fs.clone(), gs.clone()) - k.clone()).clamp_min(KERNEL_FLOOR).exp()
 }
 
 /// Detached data of one batch of problems.
@@ -679,8 +608,7 @@ struct Problem<B: Backend> {
 
 impl<B: Backend> Problem<B> {
     fn cost_t(&self) -> &Tensor<B, 3> {
-        self.cost_t
-            .get_or_init(|| self.cost.clone().swap_dims(1, 2).mul_scalar(1.0))
+        self.cost_t.get_or_init(|| self.cost.clone().swap_dims(1, 2).mul_scalar(1.0))
     }
 }
 
@@ -708,11 +636,7 @@ struct Counters {
 
 /// `g ← T(f)`: the exact log-domain `g` half-update.
 fn update_g<B: Backend>(p: &Problem<B>, s: &Stage<B>, f: &Tensor<B, 2>) -> Tensor<B, 2> {
-    softmin(
-        s.kt(p),
-        f.clone() / s.eps2.clone() + p.loga.clone(),
-        &s.eps2,
-    )
+    softmin(s.kt(p), f.clone() / s.eps2.clone() + p.loga.clone(), &s.eps2)
 }
 
 /// `f ← T(g)`: the exact log-domain `f` half-update.
@@ -744,11 +668,7 @@ fn lse_block<B: Backend>(
             // Column marginals of P(f, g) are b ⊙ exp((g − T(f))/eps); T(f) is the next g anyway.
             let g_next = update_g(p, s, &f);
             let ratio = ((g.clone() - g_next.clone()) / s.eps2.clone()).exp();
-            let errors = host(
-                (p.b.clone() * ratio.sub_scalar(1.0).abs())
-                    .sum_dim(1)
-                    .squeeze_dim::<1>(1),
-            );
+            let errors = host((p.b.clone() * ratio.sub_scalar(1.0).abs()).sum_dim(1).squeeze_dim::<1>(1));
             if all_below(&errors, tol) || done >= budget || errors.iter().any(|e| !e.is_finite()) {
                 return (f, g, errors);
             }
@@ -776,30 +696,13 @@ struct Absorbed<B: Backend> {
 }
 
 impl<B: Backend> Absorbed<B> {
-    fn new(
-        p: &Problem<B>,
-        s: &Stage<B>,
-        f: Tensor<B, 2>,
-        g: Tensor<B, 2>,
-        counters: &mut Counters,
-    ) -> Self {
+    fn new(p: &Problem<B>, s: &Stage<B>, f: Tensor<B, 2>, g: Tensor<B, 2>, counters: &mut Counters) -> Self {
         let fs = f / s.eps2.clone();
         let gs = g / s.eps2.clone();
         let kernel = absorbed_kernel(&fs, &gs, &s.k);
         counters.absorptions += 1;
-        let col =
-            p.a.clone()
-                .unsqueeze_dim::<3>(1)
-                .matmul(kernel.clone())
-                .squeeze_dim::<2>(1);
-        Self {
-            u: fs.ones_like(),
-            v: gs.ones_like(),
-            fs,
-            gs,
-            kernel,
-            col,
-        }
+        let col = p.a.clone().unsqueeze_dim::<3>(1).matmul(kernel.clone()).squeeze_dim::<2>(1);
+        Self { u: fs.ones_like(), v: gs.ones_like(), fs, gs, kernel, col }
     }
 
     fn potentials(&self, s: &Stage<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
@@ -842,22 +745,14 @@ fn stabilized_stage<B: Backend>(
         for _ in 0..block {
             st.v = st.col.clone().recip();
             q = p.b.clone() * st.v.clone();
-            st.u = st
-                .kernel
-                .clone()
-                .matmul(q.clone().unsqueeze_dim::<3>(2))
-                .squeeze_dim::<2>(2)
-                .recip();
+            st.u = st.kernel.clone().matmul(q.clone().unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2).recip();
             let pa = (p.a.clone() * st.u.clone()).unsqueeze_dim::<3>(1);
             st.col = pa.matmul(st.kernel.clone()).squeeze_dim::<2>(1);
         }
         done += block;
         counters.iterations += block;
         // Column error of P = diag(a u) K diag(b v) (its rows are exact), and the scalings' drift.
-        let err = (q * st.col.clone() - p.b.clone())
-            .abs()
-            .sum_dim(1)
-            .squeeze_dim::<1>(1);
+        let err = (q * st.col.clone() - p.b.clone()).abs().sum_dim(1).squeeze_dim::<1>(1);
         let drift_u = st.u.clone().log().abs().max().reshape([1]);
         let drift_v = st.v.clone().log().abs().max().reshape([1]);
         let checks = host(Tensor::cat(vec![err, drift_u, drift_v], 0));
@@ -871,8 +766,7 @@ fn stabilized_stage<B: Backend>(
             let (f1, g1, e1) = lse_block(p, s, f0, block, check_every, tol, counters);
             if e1.iter().any(|e| !e.is_finite()) {
                 return Err(OtError::Numerical(
-                    "non-finite potentials in exact log-domain iterations (eps too small for this float type?)"
-                        .into(),
+                    "non-finite potentials in exact log-domain iterations (eps too small for this float type?)".into(),
                 ));
             }
             if all_below(&e1, tol) {
@@ -934,24 +828,15 @@ fn symmetric_stage<B: Backend>(
         let saved = (fs.clone(), u.clone());
         let mut ku = u.clone();
         for _ in 0..block {
-            ku = kernel
-                .clone()
-                .matmul((p.a.clone() * u.clone()).unsqueeze_dim::<3>(2))
-                .squeeze_dim::<2>(2);
+            ku = kernel.clone().matmul((p.a.clone() * u.clone()).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
             u = (u / ku.clone()).sqrt();
         }
         done += block;
         counters.iterations += block;
         // Marginal error of P = diag(a u) K diag(a u) (rows = columns by symmetry).
-        let ku_new = kernel
-            .clone()
-            .matmul((p.a.clone() * u.clone()).unsqueeze_dim::<3>(2))
-            .squeeze_dim::<2>(2);
+        let ku_new = kernel.clone().matmul((p.a.clone() * u.clone()).unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2);
         drop(ku);
-        let err = (p.a.clone() * u.clone() * ku_new - p.a.clone())
-            .abs()
-            .sum_dim(1)
-            .squeeze_dim::<1>(1);
+        let err = (p.a.clone() * u.clone() * ku_new - p.a.clone()).abs().sum_dim(1).squeeze_dim::<1>(1);
         let drift = u.clone().log().abs().max().reshape([1]);
         let checks = host(Tensor::cat(vec![err, drift], 0));
         let (errs, drift) = checks.split_at(checks.len() - 1);
@@ -963,8 +848,7 @@ fn symmetric_stage<B: Backend>(
             let (f1, _g1, e1) = lse_block(p, s, f0, block, check_every, tol, counters);
             if e1.iter().any(|e| !e.is_finite()) {
                 return Err(OtError::Numerical(
-                    "non-finite potentials in exact log-domain iterations (eps too small for this float type?)"
-                        .into(),
+                    "non-finite potentials in exact log-domain iterations (eps too small for this float type?)".into(),
                 ));
             }
             errors = e1;
@@ -1005,11 +889,7 @@ fn solve<B: Backend>(
         let elements = batch * n * m;
         let bytes = elements.saturating_mul(dtype.size());
         if bytes > config.max_plan_bytes {
-            return Err(OtError::PlanTooLarge {
-                elements,
-                bytes,
-                limit: config.max_plan_bytes,
-            });
+            return Err(OtError::PlanTooLarge { elements, bytes, limit: config.max_plan_bytes });
         }
     }
 
@@ -1028,42 +908,20 @@ fn solve<B: Backend>(
     let schedule: Vec<Vec<f64>> = match config.eps_scaling {
         None => vec![eps.to_vec()],
         Some(factor) => {
-            let diam = host(
-                problem
-                    .cost
-                    .clone()
-                    .reshape([batch, n * m])
-                    .max_dim(1)
-                    .reshape([batch]),
-            );
+            let diam = host(problem.cost.clone().reshape([batch, n * m]).max_dim(1).reshape([batch]));
             let stages = eps
                 .iter()
                 .zip(&diam)
-                .map(|(e, d)| {
-                    if *d > *e {
-                        ((e / d).ln() / factor.ln()).ceil() as usize
-                    } else {
-                        0
-                    }
-                })
+                .map(|(e, d)| if *d > *e { ((e / d).ln() / factor.ln()).ceil() as usize } else { 0 })
                 .max()
                 .unwrap_or(0);
             (0..=stages)
-                .map(|k| {
-                    eps.iter()
-                        .zip(&diam)
-                        .map(|(e, d)| (d * factor.powi(k as i32)).max(*e))
-                        .collect()
-                })
+                .map(|k| eps.iter().zip(&diam).map(|(e, d)| (d * factor.powi(k as i32)).max(*e)).collect())
                 .collect()
         }
     };
 
-    let mut counters = Counters {
-        iterations: 0,
-        absorptions: 0,
-        fallback_blocks: 0,
-    };
+    let mut counters = Counters { iterations: 0, absorptions: 0, fallback_blocks: 0 };
     let mut f = Tensor::<B, 2>::zeros([batch, n], (&device, dtype));
     let mut g = Tensor::<B, 2>::zeros([batch, m], (&device, dtype));
     let mut errors = Vec::new();
@@ -1074,11 +932,7 @@ fn solve<B: Backend>(
         if remaining == 0 {
             break;
         }
-        let budget = if last {
-            remaining
-        } else {
-            config.check_every.min(remaining)
-        };
+        let budget = if last { remaining } else { config.check_every.min(remaining) };
         let tol = if last { Some(config.tol) } else { None };
         let stage = Stage {
             k: scale_cost(&problem.cost, stage_eps),
@@ -1088,15 +942,7 @@ fn solve<B: Backend>(
         };
         let (f1, g1, e1) = match config.mode {
             SinkhornMode::LogSumExp => {
-                let out = lse_block(
-                    &problem,
-                    &stage,
-                    f,
-                    budget,
-                    config.check_every,
-                    tol,
-                    &mut counters,
-                );
+                let out = lse_block(&problem, &stage, f, budget, config.check_every, tol, &mut counters);
                 if out.2.iter().any(|e| !e.is_finite()) {
                     return Err(OtError::Numerical(
                         "non-finite potentials in log-domain iterations (eps too small for this float type?)".into(),
@@ -1105,29 +951,13 @@ fn solve<B: Backend>(
                 out
             }
             SinkhornMode::Stabilized if symmetric => {
-                let (f1, e1) = symmetric_stage(
-                    &problem,
-                    &stage,
-                    f,
-                    si == 0,
-                    budget,
-                    config.check_every,
-                    tol,
-                    &mut counters,
-                )?;
+                let (f1, e1) =
+                    symmetric_stage(&problem, &stage, f, si == 0, budget, config.check_every, tol, &mut counters)?;
                 (f1.clone(), f1, e1)
             }
-            SinkhornMode::Stabilized => stabilized_stage(
-                &problem,
-                &stage,
-                f,
-                g,
-                si == 0,
-                budget,
-                config.check_every,
-                tol,
-                &mut counters,
-            )?,
+            SinkhornMode::Stabilized => {
+                stabilized_stage(&problem, &stage, f, g, si == 0, budget, config.check_every, tol, &mut counters)?
+            }
         };
         f = f1;
         g = g1;
@@ -1142,9 +972,7 @@ fn solve<B: Backend>(
     let k = scale_cost(&cost, eps);
     let hg = g.clone() / eps2.clone() + problem.logb.clone();
     let zeros = Tensor::<B, 2>::zeros([batch, n], (&device, dtype));
-    let mx = (outer_sum(zeros, hg.clone()) - k.clone().detach())
-        .max_dim(2)
-        .squeeze_dim::<2>(2);
+    let mx = (outer_sum(zeros, hg.clone()) - k.clone().detach()).max_dim(2).squeeze_dim::<2>(2);
     let z = (outer_sum(mx.clone().neg(), hg.clone()) - k.clone()).exp(); // [B, n, m]
     let zsum = z.clone().sum_dim(2).squeeze_dim::<2>(2); // [B, n]
     let f_t = (zsum.clone().log() + mx).neg() * eps2.clone();
@@ -1156,31 +984,16 @@ fn solve<B: Backend>(
     let row_scale = problem.a.clone() / zsum.detach(); // [B, n]
     let zc = (z_d.clone() * cost).sum_dim(2).squeeze_dim::<2>(2); // [B, n]
     let transport_cost = (zc * row_scale.clone()).sum_dim(1).squeeze_dim::<1>(1);
-    let col = row_scale
-        .clone()
-        .unsqueeze_dim::<3>(1)
-        .matmul(z_d.clone())
-        .squeeze_dim::<2>(1);
+    let col = row_scale.clone().unsqueeze_dim::<3>(1).matmul(z_d.clone()).squeeze_dim::<2>(1);
     let z_plan = z_d;
-    let marginal_error = host(
-        (col - problem.b.clone())
-            .abs()
-            .sum_dim(1)
-            .squeeze_dim::<1>(1),
-    );
-    if marginal_error.iter().any(|e| !e.is_finite())
-        || host(value.clone().detach()).iter().any(|v| !v.is_finite())
-    {
-        return Err(OtError::Numerical(
-            "non-finite transport plan or value".into(),
-        ));
+    let marginal_error = host((col - problem.b.clone()).abs().sum_dim(1).squeeze_dim::<1>(1));
+    if marginal_error.iter().any(|e| !e.is_finite()) || host(value.clone().detach()).iter().any(|v| !v.is_finite()) {
+        return Err(OtError::Numerical("non-finite transport plan or value".into()));
     }
     let f_d = f_t.detach();
     // The plan is scaled from z itself (a broadcast, only on request) so that its rows sum to a
     // to rounding even where C/eps is large in f32.
-    let plan = config
-        .return_plan
-        .then(|| z_plan * row_scale.unsqueeze_dim::<3>(2));
+    let plan = config.return_plan.then(|| z_plan * row_scale.unsqueeze_dim::<3>(2));
     let report = SinkhornReport {
         iterations: counters.iterations,
         converged,
@@ -1190,12 +1003,5 @@ fn solve<B: Backend>(
         absorptions: counters.absorptions,
         fallback_blocks: counters.fallback_blocks,
     };
-    Ok(SinkhornOutput {
-        value,
-        transport_cost,
-        f: f_d,
-        g: g.detach(),
-        plan,
-        report,
-    })
+    Ok(SinkhornOutput { value, transport_cost, f: f_d, g: g.detach(), plan, report })
 }

@@ -8,10 +8,7 @@ use common::{AD, randn, values};
 use tears_ot::{Epsilon, SinkhornConfig, gaussian_w2_squared, sinkhorn, sinkhorn_divergence};
 
 fn t2(data: Vec<f64>, shape: [usize; 2]) -> Tensor<AD, 2> {
-    Tensor::from_data(
-        TensorData::new(data, shape),
-        (&Default::default(), DType::F64),
-    )
+    Tensor::from_data(TensorData::new(data, shape), (&Default::default(), DType::F64))
 }
 
 #[test]
@@ -52,10 +49,7 @@ fn w2_gradient_matches_closed_form() {
 }
 
 fn config() -> SinkhornConfig {
-    SinkhornConfig::default()
-        .with_eps(Epsilon::Absolute(0.5))
-        .with_tol(1e-12)
-        .with_max_iter(20_000)
+    SinkhornConfig::default().with_eps(Epsilon::Absolute(0.5)).with_tol(1e-12).with_max_iter(20_000)
 }
 
 /// Central finite differences of `f` at `data` along every coordinate.
@@ -75,10 +69,7 @@ fn finite_differences(data: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
 fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * scale.max(1.0),
-            "{what}[{i}]: autodiff {g} vs finite differences {w}"
-        );
+        assert!((g - w).abs() <= tol * scale.max(1.0), "{what}[{i}]: autodiff {g} vs finite differences {w}");
     }
 }
 
@@ -88,26 +79,14 @@ fn sinkhorn_value_gradient_matches_finite_differences() {
     let x0 = values(randn::<AD>([1, n, d], 1, 0.0, DType::F64));
     let y0 = values(randn::<AD>([1, m, d], 2, 0.5, DType::F64));
     let value_at = |xs: &[f64], ys: &[f64]| -> Tensor<AD, 1> {
-        let x = Tensor::<AD, 3>::from_data(
-            TensorData::new(xs.to_vec(), [1, n, d]),
-            (&Default::default(), DType::F64),
-        );
-        let y = Tensor::<AD, 3>::from_data(
-            TensorData::new(ys.to_vec(), [1, m, d]),
-            (&Default::default(), DType::F64),
-        );
+        let x = Tensor::<AD, 3>::from_data(TensorData::new(xs.to_vec(), [1, n, d]), (&Default::default(), DType::F64));
+        let y = Tensor::<AD, 3>::from_data(TensorData::new(ys.to_vec(), [1, m, d]), (&Default::default(), DType::F64));
         sinkhorn(x, y, None, None, &config()).expect("solve").value
     };
-    let x = Tensor::<AD, 3>::from_data(
-        TensorData::new(x0.clone(), [1, n, d]),
-        (&Default::default(), DType::F64),
-    )
-    .require_grad();
-    let y = Tensor::<AD, 3>::from_data(
-        TensorData::new(y0.clone(), [1, m, d]),
-        (&Default::default(), DType::F64),
-    )
-    .require_grad();
+    let x = Tensor::<AD, 3>::from_data(TensorData::new(x0.clone(), [1, n, d]), (&Default::default(), DType::F64))
+        .require_grad();
+    let y = Tensor::<AD, 3>::from_data(TensorData::new(y0.clone(), [1, m, d]), (&Default::default(), DType::F64))
+        .require_grad();
     let out = sinkhorn(x.clone(), y.clone(), None, None, &config()).expect("solve");
     assert!(out.report.converged);
     let grads = out.value.sum().backward();
@@ -127,11 +106,7 @@ fn sinkhorn_weight_gradient_matches_finite_differences() {
     let a0 = vec![0.1, 0.4, 0.2, 0.3];
     let value_at = |a: &[f64]| -> f64 {
         let a = t2(a.to_vec(), [1, n]);
-        values(
-            sinkhorn(x.clone(), y.clone(), Some(a), None, &config())
-                .expect("solve")
-                .value,
-        )[0]
+        values(sinkhorn(x.clone(), y.clone(), Some(a), None, &config()).expect("solve").value)[0]
     };
     let a = t2(a0.clone(), [1, n]).require_grad();
     let out = sinkhorn(x.clone(), y.clone(), Some(a.clone()), None, &config()).expect("solve");
@@ -148,20 +123,15 @@ fn divergence_gradient_matches_finite_differences() {
     let x0 = values(randn::<AD>([1, n, d], 5, 0.0, DType::F64));
     let y0 = values(randn::<AD>([1, m, d], 6, 0.3, DType::F64));
     let div_at = |xs: &[f64], ys: &[f64], track: bool| {
-        let mut x = Tensor::<AD, 3>::from_data(
-            TensorData::new(xs.to_vec(), [1, n, d]),
-            (&Default::default(), DType::F64),
-        );
-        let mut y = Tensor::<AD, 3>::from_data(
-            TensorData::new(ys.to_vec(), [1, m, d]),
-            (&Default::default(), DType::F64),
-        );
+        let mut x =
+            Tensor::<AD, 3>::from_data(TensorData::new(xs.to_vec(), [1, n, d]), (&Default::default(), DType::F64));
+        let mut y =
+            Tensor::<AD, 3>::from_data(TensorData::new(ys.to_vec(), [1, m, d]), (&Default::default(), DType::F64));
         if track {
             x = x.require_grad();
             y = y.require_grad();
         }
-        let s =
-            sinkhorn_divergence(x.clone(), y.clone(), None, None, &config()).expect("divergence");
+        let s = sinkhorn_divergence(x.clone(), y.clone(), None, None, &config()).expect("divergence");
         for report in [&s.xy.report, &s.xx.report, &s.yy.report] {
             assert!(report.converged, "{report:?}");
         }
@@ -184,9 +154,7 @@ fn f32_divergence_gradient_is_close_to_f64() {
     let grad = |dtype: DType| {
         let x = randn::<AD>([1, n, d], 7, 0.0, dtype).require_grad();
         let y = randn::<AD>([1, n, d], 8, 0.5, dtype);
-        let config = SinkhornConfig::default()
-            .with_eps(Epsilon::RelativeToMedian(0.05))
-            .with_tol(1e-6);
+        let config = SinkhornConfig::default().with_eps(Epsilon::RelativeToMedian(0.05)).with_tol(1e-6);
         let s = sinkhorn_divergence(x.clone(), y, None, None, &config).expect("divergence");
         let grads = s.divergence.sum().backward();
         values(x.grad(&grads).expect("x grad"))

@@ -60,10 +60,7 @@ fn memory_does_not_grow_with_iterations() {
         assert!(g_short.is_finite() && g_long.is_finite() && g_long > 0.0);
         // 20× more iterations: the held memory stays within a few [n, m] buffers (1 MiB each),
         // far from the ≥ 380 × 3 MiB an unrolled graph would add.
-        assert!(
-            long <= short + (64 << 20),
-            "held {long} bytes after 400 iterations vs {short} after 20"
-        );
+        assert!(long <= short + (64 << 20), "held {long} bytes after 400 iterations vs {short} after 20");
     }
     // Control: the measurement does see a recorded graph. 100 tracked steps on a [512, 512]
     // tensor keep about 100 MiB of activations alive until backward.
@@ -75,13 +72,7 @@ fn memory_does_not_grow_with_iterations() {
     }
     let loss = t.sum();
     let held = rss_bytes().expect("rss").saturating_sub(before);
-    eprintln!(
-        "control: an unrolled 100-step graph holds {:.1} MiB",
-        held as f64 / (1 << 20) as f64
-    );
-    assert!(
-        held > 64 << 20,
-        "the RSS measurement missed an unrolled graph ({held} bytes)"
-    );
+    eprintln!("control: an unrolled 100-step graph holds {:.1} MiB", held as f64 / (1 << 20) as f64);
+    assert!(held > 64 << 20, "the RSS measurement missed an unrolled graph ({held} bytes)");
     drop(loss.backward());
 }

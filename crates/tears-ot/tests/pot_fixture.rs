@@ -11,14 +11,7 @@ use tears_ot::{Epsilon, SinkhornConfig, SinkhornMode, sinkhorn, sinkhorn_diverge
 /// error); a case where POT itself stopped at a larger marginal error (`small_eps`: POT ran out of
 /// iterations at eps = 1.2e-3 × the median cost) is solved to twice POT's error instead. The
 /// reported marginal error may exceed the stopping tolerance by rounding, by at most `slack`.
-fn check_dtype(
-    dtype: DType,
-    rtol: f64,
-    tol: f64,
-    slack: f64,
-    mode: SinkhornMode,
-    scaling: Option<f64>,
-) {
+fn check_dtype(dtype: DType, rtol: f64, tol: f64, slack: f64, mode: SinkhornMode, scaling: Option<f64>) {
     let Some(fixture) = load_fixture("ot/sinkhorn_pot.json") else {
         return;
     };
@@ -32,9 +25,7 @@ fn check_dtype(
         let y = cloud::<B>(&case["y"], dtype);
         let a = weights::<B>(&case["a"], dtype);
         let b = weights::<B>(&case["b"], dtype);
-        let pot_err = case["col_marginal_error"]
-            .as_f64()
-            .expect("col_marginal_error");
+        let pot_err = case["col_marginal_error"].as_f64().expect("col_marginal_error");
         let tol = tol.max(2.0 * pot_err);
         let config = SinkhornConfig::default()
             .with_eps(Epsilon::Absolute(eps))
@@ -43,14 +34,7 @@ fn check_dtype(
             .with_mode(mode)
             .with_eps_scaling(scaling)
             .with_plan(true);
-        let out = sinkhorn(
-            x.clone(),
-            y.clone(),
-            Some(a.clone()),
-            Some(b.clone()),
-            &config,
-        )
-        .expect("solve");
+        let out = sinkhorn(x.clone(), y.clone(), Some(a.clone()), Some(b.clone()), &config).expect("solve");
         let report = &out.report;
         let cost = values(out.transport_cost)[0];
         let value = values(out.value)[0];
@@ -65,11 +49,7 @@ fn check_dtype(
             rel(value, want_value)
         );
         assert!(report.converged, "{name}: not converged: {report:?}");
-        assert!(
-            report.marginal_error[0] <= tol + slack,
-            "{name}: marginal error {}",
-            report.marginal_error[0]
-        );
+        assert!(report.marginal_error[0] <= tol + slack, "{name}: marginal error {}", report.marginal_error[0]);
         // The returned plan has the right marginals.
         let plan = out.plan.expect("plan requested");
         let rows = values(plan.clone().sum_dim(2));
@@ -77,22 +57,10 @@ fn check_dtype(
         let (wa, wb) = (values(a), values(b));
         let row_err: f64 = rows.iter().zip(&wa).map(|(r, w)| (r - w).abs()).sum();
         let col_err: f64 = cols.iter().zip(&wb).map(|(c, w)| (c - w).abs()).sum();
-        assert!(
-            row_err <= tol + slack,
-            "{name}: row marginal error {row_err}"
-        );
-        assert!(
-            col_err <= tol + slack,
-            "{name}: column marginal error {col_err}"
-        );
-        assert!(
-            rel(cost, want_cost) <= rtol,
-            "{name}: transport cost {cost} vs POT {want_cost}"
-        );
-        assert!(
-            rel(value, want_value) <= rtol,
-            "{name}: entropic value {value} vs POT {want_value}"
-        );
+        assert!(row_err <= tol + slack, "{name}: row marginal error {row_err}");
+        assert!(col_err <= tol + slack, "{name}: column marginal error {col_err}");
+        assert!(rel(cost, want_cost) <= rtol, "{name}: transport cost {cost} vs POT {want_cost}");
+        assert!(rel(value, want_value) <= rtol, "{name}: entropic value {value} vs POT {want_value}");
 
         let div = sinkhorn_divergence(
             x,
@@ -103,72 +71,32 @@ fn check_dtype(
         )
         .expect("divergence");
         let s = values(div.divergence)[0];
-        let want_s = case["debiased_divergence"]
-            .as_f64()
-            .expect("debiased_divergence");
-        assert!(
-            rel(s, want_s) <= rtol,
-            "{name}: divergence {s} vs POT {want_s}"
-        );
+        let want_s = case["debiased_divergence"].as_f64().expect("debiased_divergence");
+        assert!(rel(s, want_s) <= rtol, "{name}: divergence {s} vs POT {want_s}");
     }
 }
 
 #[test]
 fn pot_agreement_f64_stabilized() {
-    check_dtype(
-        DType::F64,
-        1e-4,
-        1e-7,
-        1e-12,
-        SinkhornMode::Stabilized,
-        None,
-    );
+    check_dtype(DType::F64, 1e-4, 1e-7, 1e-12, SinkhornMode::Stabilized, None);
 }
 
 #[test]
 fn pot_agreement_f64_logsumexp() {
-    check_dtype(
-        DType::F64,
-        1e-4,
-        1e-7,
-        1e-12,
-        SinkhornMode::LogSumExp,
-        Some(0.5),
-    );
+    check_dtype(DType::F64, 1e-4, 1e-7, 1e-12, SinkhornMode::LogSumExp, Some(0.5));
 }
 
 #[test]
 fn pot_agreement_f64_eps_scaling() {
-    check_dtype(
-        DType::F64,
-        1e-4,
-        1e-7,
-        1e-12,
-        SinkhornMode::Stabilized,
-        Some(0.5),
-    );
+    check_dtype(DType::F64, 1e-4, 1e-7, 1e-12, SinkhornMode::Stabilized, Some(0.5));
 }
 
 #[test]
 fn pot_agreement_f32_stabilized() {
-    check_dtype(
-        DType::F32,
-        1e-3,
-        1e-5,
-        1e-5,
-        SinkhornMode::Stabilized,
-        Some(0.5),
-    );
+    check_dtype(DType::F32, 1e-3, 1e-5, 1e-5, SinkhornMode::Stabilized, Some(0.5));
 }
 
 #[test]
 fn pot_agreement_f32_logsumexp() {
-    check_dtype(
-        DType::F32,
-        1e-3,
-        1e-5,
-        1e-5,
-        SinkhornMode::LogSumExp,
-        Some(0.5),
-    );
+    check_dtype(DType::F32, 1e-3, 1e-5, 1e-5, SinkhornMode::LogSumExp, Some(0.5));
 }

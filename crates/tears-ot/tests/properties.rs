@@ -6,22 +6,16 @@ mod common;
 use burn::tensor::{DType, Tensor, TensorData};
 use common::{B, randn, rel, values};
 use tears_ot::{
-    CostKind, Epsilon, OtError, SinkhornConfig, SinkhornMode, WeightPolicy, pairwise_cost,
-    sinkhorn, sinkhorn_cost, sinkhorn_divergence,
+    CostKind, Epsilon, OtError, SinkhornConfig, SinkhornMode, WeightPolicy, pairwise_cost, sinkhorn, sinkhorn_cost,
+    sinkhorn_divergence,
 };
 
 fn f64_config(eps: Epsilon) -> SinkhornConfig {
-    SinkhornConfig::default()
-        .with_eps(eps)
-        .with_tol(1e-10)
-        .with_max_iter(50_000)
+    SinkhornConfig::default().with_eps(eps).with_tol(1e-10).with_max_iter(50_000)
 }
 
 fn t2(data: Vec<f64>, shape: [usize; 2]) -> Tensor<B, 2> {
-    Tensor::from_data(
-        TensorData::new(data, shape),
-        (&Default::default(), DType::F64),
-    )
+    Tensor::from_data(TensorData::new(data, shape), (&Default::default(), DType::F64))
 }
 
 #[test]
@@ -33,27 +27,14 @@ fn divergence_is_nonnegative_and_symmetric() {
             let config = SinkhornConfig::default()
                 .with_eps(Epsilon::RelativeToMedian(0.1))
                 .with_tol(if dtype == DType::F64 { 1e-10 } else { 1e-5 });
-            let sxy = values(
-                sinkhorn_divergence(x.clone(), y.clone(), None, None, &config)
-                    .expect("S(x, y)")
-                    .divergence,
-            );
-            let syx = values(
-                sinkhorn_divergence(y, x, None, None, &config)
-                    .expect("S(y, x)")
-                    .divergence,
-            );
+            let sxy =
+                values(sinkhorn_divergence(x.clone(), y.clone(), None, None, &config).expect("S(x, y)").divergence);
+            let syx = values(sinkhorn_divergence(y, x, None, None, &config).expect("S(y, x)").divergence);
             for (a, b) in sxy.iter().zip(&syx) {
                 let scale = a.abs().max(1e-3);
-                assert!(
-                    *a >= -1e-6 * scale.max(1.0),
-                    "seed {seed} {dtype:?}: S = {a} < 0"
-                );
+                assert!(*a >= -1e-6 * scale.max(1.0), "seed {seed} {dtype:?}: S = {a} < 0");
                 let tol = if dtype == DType::F64 { 1e-8 } else { 1e-3 };
-                assert!(
-                    (a - b).abs() <= tol * scale.max(1.0),
-                    "seed {seed} {dtype:?}: S(x,y) = {a} != S(y,x) = {b}"
-                );
+                assert!((a - b).abs() <= tol * scale.max(1.0), "seed {seed} {dtype:?}: S(x,y) = {a} != S(y,x) = {b}");
             }
         }
     }
@@ -63,69 +44,35 @@ fn divergence_is_nonnegative_and_symmetric() {
 fn divergence_vanishes_for_identical_and_permuted_clouds() {
     let x = randn::<B>([1, 25, 4], 3, 0.0, DType::F64);
     let config = f64_config(Epsilon::RelativeToMedian(0.05));
-    let same = values(
-        sinkhorn_divergence(x.clone(), x.clone(), None, None, &config)
-            .expect("S(x, x)")
-            .divergence,
-    )[0];
+    let same = values(sinkhorn_divergence(x.clone(), x.clone(), None, None, &config).expect("S(x, x)").divergence)[0];
     assert!(same.abs() < 1e-9, "S(x, x) = {same}");
     // The same set of points in another order (a different computation path).
     let data = values(x.clone());
     let perm: Vec<usize> = (0..25).map(|i| (i * 7) % 25).collect();
-    let permuted: Vec<f64> = perm
-        .iter()
-        .flat_map(|&i| data[i * 4..i * 4 + 4].to_vec())
-        .collect();
-    let y = Tensor::<B, 3>::from_data(
-        TensorData::new(permuted, [1, 25, 4]),
-        (&Default::default(), DType::F64),
-    );
-    let s = values(
-        sinkhorn_divergence(x.clone(), y, None, None, &config)
-            .expect("S(x, σx)")
-            .divergence,
-    )[0];
-    let ot = values(
-        sinkhorn(x.clone(), x.clone().add_scalar(1.0), None, None, &config)
-            .expect("OT")
-            .value,
-    )[0];
-    assert!(
-        s.abs() < 1e-8 * ot,
-        "S(x, permuted x) = {s} (OT(x, x + 1) = {ot})"
-    );
+    let permuted: Vec<f64> = perm.iter().flat_map(|&i| data[i * 4..i * 4 + 4].to_vec()).collect();
+    let y = Tensor::<B, 3>::from_data(TensorData::new(permuted, [1, 25, 4]), (&Default::default(), DType::F64));
+    let s = values(sinkhorn_divergence(x.clone(), y, None, None, &config).expect("S(x, σx)").divergence)[0];
+    let ot = values(sinkhorn(x.clone(), x.clone().add_scalar(1.0), None, None, &config).expect("OT").value)[0];
+    assert!(s.abs() < 1e-8 * ot, "S(x, permuted x) = {s} (OT(x, x + 1) = {ot})");
     // A shifted cloud is at positive divergence: about the squared shift ||1||² = 4.
-    let shifted = values(
-        sinkhorn_divergence(x.clone(), x.add_scalar(1.0), None, None, &config)
-            .expect("S")
-            .divergence,
-    )[0];
-    assert!(
-        rel(shifted, 4.0) < 0.05,
-        "S(x, x + 1) = {shifted}, expected ≈ 4"
-    );
+    let shifted =
+        values(sinkhorn_divergence(x.clone(), x.add_scalar(1.0), None, None, &config).expect("S").divergence)[0];
+    assert!(rel(shifted, 4.0) < 0.05, "S(x, x + 1) = {shifted}, expected ≈ 4");
 }
 
 #[test]
 fn tiny_eps_where_the_naive_kernel_underflows() {
     let x = randn::<B>([1, 40, 5], 31, 0.0, DType::F64);
     let y = randn::<B>([1, 30, 5], 32, 0.5, DType::F64);
-    let cost =
-        values(pairwise_cost(x.clone(), y.clone(), CostKind::SquaredEuclidean).expect("cost"));
+    let cost = values(pairwise_cost(x.clone(), y.clone(), CostKind::SquaredEuclidean).expect("cost"));
     let mut sorted = cost.clone();
     sorted.sort_by(f64::total_cmp);
     let median = 0.5 * (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]);
     let eps = 1e-3 * median;
     // The naive kernel exp(−C/eps) underflows to exactly zero in f64, for whole rows.
     let underflow = cost.iter().filter(|c| (-*c / eps).exp() == 0.0).count();
-    let zero_rows = cost
-        .chunks(30)
-        .filter(|row| row.iter().all(|c| (-*c / eps).exp() == 0.0))
-        .count();
-    assert!(
-        underflow > cost.len() / 2 && zero_rows > 0,
-        "naive kernel: {underflow} zeros, {zero_rows} zero rows"
-    );
+    let zero_rows = cost.chunks(30).filter(|row| row.iter().all(|c| (-*c / eps).exp() == 0.0)).count();
+    assert!(underflow > cost.len() / 2 && zero_rows > 0, "naive kernel: {underflow} zeros, {zero_rows} zero rows");
 
     let config = SinkhornConfig::default()
         .with_eps(Epsilon::RelativeToMedian(1e-3))
@@ -133,37 +80,17 @@ fn tiny_eps_where_the_naive_kernel_underflows() {
         .with_max_iter(100_000)
         .with_eps_scaling(Some(0.5));
     let stab = sinkhorn(x.clone(), y.clone(), None, None, &config).expect("stabilised");
-    let lse = sinkhorn(
-        x.clone(),
-        y.clone(),
-        None,
-        None,
-        &config.clone().with_mode(SinkhornMode::LogSumExp),
-    )
-    .expect("log-sum-exp");
+    let lse = sinkhorn(x.clone(), y.clone(), None, None, &config.clone().with_mode(SinkhornMode::LogSumExp))
+        .expect("log-sum-exp");
     assert!(rel(stab.report.eps[0], eps) < 1e-12);
-    assert!(
-        stab.report.converged && lse.report.converged,
-        "{:?} {:?}",
-        stab.report,
-        lse.report
-    );
+    assert!(stab.report.converged && lse.report.converged, "{:?} {:?}", stab.report, lse.report);
     let (v1, v2) = (values(stab.value)[0], values(lse.value)[0]);
-    let (c1, c2) = (
-        values(stab.transport_cost)[0],
-        values(lse.transport_cost)[0],
-    );
+    let (c1, c2) = (values(stab.transport_cost)[0], values(lse.transport_cost)[0]);
     assert!(v1.is_finite() && c1.is_finite());
-    assert!(
-        rel(v1, v2) < 1e-7 && rel(c1, c2) < 1e-6,
-        "modes disagree: {v1} {v2} / {c1} {c2}"
-    );
+    assert!(rel(v1, v2) < 1e-7 && rel(c1, c2) < 1e-6, "modes disagree: {v1} {v2} / {c1} {c2}");
     // At this eps the entropic value is close to the transport cost and above it
     // (eps KL >= 0), within eps log(n m) of it.
-    assert!(
-        v1 >= c1 - 1e-9 && v1 - c1 <= eps * (40.0f64 * 30.0).ln(),
-        "value {v1}, cost {c1}, eps {eps}"
-    );
+    assert!(v1 >= c1 - 1e-9 && v1 - c1 <= eps * (40.0f64 * 30.0).ln(), "value {v1}, cost {c1}, eps {eps}");
     // The f32 path gives the same numbers to 1e-3.
     let x32 = randn::<B>([1, 40, 5], 31, 0.0, DType::F32);
     let y32 = randn::<B>([1, 30, 5], 32, 0.5, DType::F32);
@@ -178,8 +105,7 @@ fn single_point_sides() {
     let x = randn::<B>([1, 6, 3], 41, 0.0, DType::F64);
     let y = randn::<B>([1, 1, 3], 42, 0.0, DType::F64);
     let a = t2(vec![0.1, 0.2, 0.3, 0.1, 0.2, 0.1], [1, 6]);
-    let cost =
-        values(pairwise_cost(x.clone(), y.clone(), CostKind::SquaredEuclidean).expect("cost"));
+    let cost = values(pairwise_cost(x.clone(), y.clone(), CostKind::SquaredEuclidean).expect("cost"));
     let want: f64 = cost.iter().zip(values(a.clone())).map(|(c, w)| c * w).sum();
     let config = f64_config(Epsilon::Absolute(0.3)).with_plan(true);
     let out = sinkhorn(x.clone(), y.clone(), Some(a.clone()), None, &config).expect("m = 1");
@@ -207,14 +133,7 @@ fn batch_matches_individual_solves_with_per_problem_eps() {
     let batched = sinkhorn(x.clone(), y.clone(), None, None, &config).expect("batch");
     let values_b = values(batched.value);
     for (i, want) in values_b.iter().enumerate() {
-        let single = sinkhorn(
-            x.clone().narrow(0, i, 1),
-            y.clone().narrow(0, i, 1),
-            None,
-            None,
-            &config,
-        )
-        .expect("one");
+        let single = sinkhorn(x.clone().narrow(0, i, 1), y.clone().narrow(0, i, 1), None, None, &config).expect("one");
         assert!(rel(single.report.eps[0], batched.report.eps[i]) < 1e-12);
         assert!(rel(values(single.value)[0], *want) < 1e-9, "problem {i}");
     }
@@ -227,23 +146,11 @@ fn half_cost_is_half_value_at_half_eps() {
     // OT_{eps/2}(C/2) = ½ OT_eps(C).
     let x = randn::<B>([1, 10, 3], 61, 0.0, DType::F64);
     let y = randn::<B>([1, 8, 3], 62, 0.5, DType::F64);
-    let full = sinkhorn(
-        x.clone(),
-        y.clone(),
-        None,
-        None,
-        &f64_config(Epsilon::Absolute(0.4)),
-    )
-    .expect("full");
+    let full = sinkhorn(x.clone(), y.clone(), None, None, &f64_config(Epsilon::Absolute(0.4))).expect("full");
     let half_config = f64_config(Epsilon::Absolute(0.2)).with_cost(CostKind::HalfSquaredEuclidean);
     let half = sinkhorn(x, y, None, None, &half_config).expect("half");
     assert!(rel(2.0 * values(half.value)[0], values(full.value)[0]) < 1e-9);
-    assert!(
-        rel(
-            2.0 * values(half.transport_cost)[0],
-            values(full.transport_cost)[0]
-        ) < 1e-8
-    );
+    assert!(rel(2.0 * values(half.transport_cost)[0], values(full.transport_cost)[0]) < 1e-8);
 }
 
 #[test]
@@ -251,17 +158,11 @@ fn eps_scaling_and_modes_agree() {
     let x = randn::<B>([2, 30, 4], 71, 0.0, DType::F64);
     let y = randn::<B>([2, 25, 4], 72, 0.3, DType::F64);
     let base = f64_config(Epsilon::RelativeToMedian(0.02));
-    let reference = values(
-        sinkhorn(x.clone(), y.clone(), None, None, &base)
-            .expect("plain")
-            .value,
-    );
+    let reference = values(sinkhorn(x.clone(), y.clone(), None, None, &base).expect("plain").value);
     for config in [
         base.clone().with_eps_scaling(Some(0.5)),
         base.clone().with_mode(SinkhornMode::LogSumExp),
-        base.clone()
-            .with_eps_scaling(Some(0.7))
-            .with_mode(SinkhornMode::LogSumExp),
+        base.clone().with_eps_scaling(Some(0.7)).with_mode(SinkhornMode::LogSumExp),
     ] {
         let out = sinkhorn(x.clone(), y.clone(), None, None, &config).expect("solve");
         assert!(out.report.converged);
@@ -289,40 +190,19 @@ fn weights_are_normalised_or_refused() {
     let config = f64_config(Epsilon::Absolute(0.5));
     let unnormalised = t2(vec![1.0, 2.0, 3.0, 4.0], [1, 4]);
     let normalised = t2(vec![0.1, 0.2, 0.3, 0.4], [1, 4]);
-    let v1 = values(
-        sinkhorn(
-            x.clone(),
-            y.clone(),
-            Some(unnormalised.clone()),
-            None,
-            &config,
-        )
-        .expect("n")
-        .value,
-    )[0];
-    let v2 = values(
-        sinkhorn(x.clone(), y.clone(), Some(normalised), None, &config)
-            .expect("n")
-            .value,
-    )[0];
+    let v1 = values(sinkhorn(x.clone(), y.clone(), Some(unnormalised.clone()), None, &config).expect("n").value)[0];
+    let v2 = values(sinkhorn(x.clone(), y.clone(), Some(normalised), None, &config).expect("n").value)[0];
     assert!(rel(v1, v2) < 1e-12);
     let strict = config.clone().with_weights(WeightPolicy::Strict);
-    let err =
-        sinkhorn(x.clone(), y.clone(), Some(unnormalised), None, &strict).expect_err("strict");
+    let err = sinkhorn(x.clone(), y.clone(), Some(unnormalised), None, &strict).expect_err("strict");
     assert!(matches!(err, OtError::Weights { what: "a", .. }), "{err}");
     let negative = t2(vec![0.5, 0.6, -0.1], [1, 3]);
     let err = sinkhorn(x.clone(), y.clone(), None, Some(negative), &config).expect_err("negative");
     assert!(matches!(err, OtError::Weights { what: "b", .. }), "{err}");
     let zero = t2(vec![0.0; 3], [1, 3]);
-    assert!(matches!(
-        sinkhorn(x.clone(), y.clone(), None, Some(zero), &config),
-        Err(OtError::Weights { .. })
-    ));
+    assert!(matches!(sinkhorn(x.clone(), y.clone(), None, Some(zero), &config), Err(OtError::Weights { .. })));
     let wrong_len = t2(vec![0.5, 0.5], [1, 2]);
-    assert!(matches!(
-        sinkhorn(x, y, None, Some(wrong_len), &config),
-        Err(OtError::Shape { what: "b", .. })
-    ));
+    assert!(matches!(sinkhorn(x, y, None, Some(wrong_len), &config), Err(OtError::Shape { what: "b", .. })));
 }
 
 #[test]
@@ -332,27 +212,11 @@ fn zero_weights_are_allowed() {
     let y = randn::<B>([1, 3, 2], 96, 0.0, DType::F64);
     let config = f64_config(Epsilon::Absolute(0.5));
     let a = t2(vec![0.5, 0.0, 0.25, 0.25], [1, 4]);
-    let full = values(
-        sinkhorn(x.clone(), y.clone(), Some(a), None, &config)
-            .expect("zero weight")
-            .value,
-    )[0];
-    let keep: Vec<f64> = values(x)
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i / 2 != 1)
-        .map(|(_, v)| *v)
-        .collect();
-    let x3 = Tensor::<B, 3>::from_data(
-        TensorData::new(keep, [1, 3, 2]),
-        (&Default::default(), DType::F64),
-    );
+    let full = values(sinkhorn(x.clone(), y.clone(), Some(a), None, &config).expect("zero weight").value)[0];
+    let keep: Vec<f64> = values(x).iter().enumerate().filter(|(i, _)| i / 2 != 1).map(|(_, v)| *v).collect();
+    let x3 = Tensor::<B, 3>::from_data(TensorData::new(keep, [1, 3, 2]), (&Default::default(), DType::F64));
     let a3 = t2(vec![0.5, 0.25, 0.25], [1, 3]);
-    let reduced = values(
-        sinkhorn(x3, y, Some(a3), None, &config)
-            .expect("reduced")
-            .value,
-    )[0];
+    let reduced = values(sinkhorn(x3, y, Some(a3), None, &config).expect("reduced").value)[0];
     assert!(rel(full, reduced) < 1e-10, "{full} vs {reduced}");
 }
 
@@ -363,35 +227,21 @@ fn non_finite_inputs_are_clear_errors() {
     let config = SinkhornConfig::default();
     let mut bad = values(x.clone());
     bad[3] = f64::NAN;
-    let x_nan =
-        Tensor::<B, 3>::from_data(TensorData::new(bad.clone(), [1, 4, 2]), &Default::default());
+    let x_nan = Tensor::<B, 3>::from_data(TensorData::new(bad.clone(), [1, 4, 2]), &Default::default());
     let err = sinkhorn(x_nan.clone(), y.clone(), None, None, &config).expect_err("NaN x");
     assert_eq!(err, OtError::NonFinite { what: "x" });
     assert_eq!(err.to_string(), "x contains NaN or infinite values");
     bad[3] = f64::INFINITY;
     let x_inf = Tensor::<B, 3>::from_data(TensorData::new(bad, [1, 4, 2]), &Default::default());
     assert_eq!(
-        sinkhorn_divergence(y.clone(), x_inf, None, None, &config)
-            .expect_err("inf y")
-            .to_string(),
+        sinkhorn_divergence(y.clone(), x_inf, None, None, &config).expect_err("inf y").to_string(),
         "y contains NaN or infinite values"
     );
-    let cost = Tensor::<B, 3>::from_data(
-        TensorData::new(vec![0.0, f64::NAN, 1.0, 0.0], [1, 2, 2]),
-        &Default::default(),
-    );
-    assert_eq!(
-        sinkhorn_cost(cost, None, None, &config).expect_err("NaN cost"),
-        OtError::NonFinite { what: "cost" }
-    );
-    let a = Tensor::<B, 2>::from_data(
-        TensorData::new(vec![0.5, f64::NAN, 0.2, 0.3], [1, 4]),
-        &Default::default(),
-    );
-    assert_eq!(
-        sinkhorn(x, y, Some(a), None, &config).expect_err("NaN a"),
-        OtError::NonFinite { what: "a" }
-    );
+    let cost =
+        Tensor::<B, 3>::from_data(TensorData::new(vec![0.0, f64::NAN, 1.0, 0.0], [1, 2, 2]), &Default::default());
+    assert_eq!(sinkhorn_cost(cost, None, None, &config).expect_err("NaN cost"), OtError::NonFinite { what: "cost" });
+    let a = Tensor::<B, 2>::from_data(TensorData::new(vec![0.5, f64::NAN, 0.2, 0.3], [1, 4]), &Default::default());
+    assert_eq!(sinkhorn(x, y, Some(a), None, &config).expect_err("NaN a"), OtError::NonFinite { what: "a" });
 }
 
 #[test]
@@ -400,44 +250,18 @@ fn shapes_config_and_plan_limit_are_checked() {
     let y = randn::<B>([2, 5, 3], 112, 0.0, DType::F32);
     let config = SinkhornConfig::default();
     let y_bad = randn::<B>([1, 5, 3], 113, 0.0, DType::F32);
-    assert!(matches!(
-        sinkhorn(x.clone(), y_bad, None, None, &config),
-        Err(OtError::Shape { what: "y", .. })
-    ));
+    assert!(matches!(sinkhorn(x.clone(), y_bad, None, None, &config), Err(OtError::Shape { what: "y", .. })));
     let y_dim = randn::<B>([2, 5, 2], 114, 0.0, DType::F32);
-    assert!(matches!(
-        sinkhorn(x.clone(), y_dim, None, None, &config),
-        Err(OtError::Shape { .. })
-    ));
+    assert!(matches!(sinkhorn(x.clone(), y_dim, None, None, &config), Err(OtError::Shape { .. })));
     let bad_eps = config.clone().with_eps(Epsilon::Absolute(-1.0));
-    assert!(matches!(
-        sinkhorn(x.clone(), y.clone(), None, None, &bad_eps),
-        Err(OtError::Config(_))
-    ));
+    assert!(matches!(sinkhorn(x.clone(), y.clone(), None, None, &bad_eps), Err(OtError::Config(_))));
     let bad_scaling = config.clone().with_eps_scaling(Some(1.5));
-    assert!(matches!(
-        sinkhorn(x.clone(), y.clone(), None, None, &bad_scaling),
-        Err(OtError::Config(_))
-    ));
+    assert!(matches!(sinkhorn(x.clone(), y.clone(), None, None, &bad_scaling), Err(OtError::Config(_))));
     // 2 × 4 × 5 f32 entries = 160 bytes.
     let small_limit = config.clone().with_plan(true).with_max_plan_bytes(100);
     let err = sinkhorn(x.clone(), y.clone(), None, None, &small_limit).expect_err("plan too large");
-    assert_eq!(
-        err,
-        OtError::PlanTooLarge {
-            elements: 40,
-            bytes: 160,
-            limit: 100
-        }
-    );
-    let ok = sinkhorn(
-        x,
-        y,
-        None,
-        None,
-        &config.with_plan(true).with_max_plan_bytes(160),
-    )
-    .expect("plan fits");
+    assert_eq!(err, OtError::PlanTooLarge { elements: 40, bytes: 160, limit: 100 });
+    let ok = sinkhorn(x, y, None, None, &config.with_plan(true).with_max_plan_bytes(160)).expect("plan fits");
     assert_eq!(ok.plan.map(|p| p.dims()), Some([2, 4, 5]));
 }
 

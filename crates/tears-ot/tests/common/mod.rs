@@ -24,10 +24,7 @@ pub fn fixtures_dir() -> PathBuf {
 pub fn load_fixture(rel: &str) -> Option<serde_json::Value> {
     let path = fixtures_dir().join(rel);
     let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "fixture {} not found: skipping (set TEARS_FIXTURES_DIR)",
-            path.display()
-        );
+        eprintln!("fixture {} not found: skipping (set TEARS_FIXTURES_DIR)", path.display());
         return None;
     };
     Some(serde_json::from_str(&text).expect("fixture is valid JSON"))
@@ -35,11 +32,7 @@ pub fn load_fixture(rel: &str) -> Option<serde_json::Value> {
 
 /// A JSON array of numbers.
 pub fn vec1(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
 }
 
 /// A JSON array of arrays of numbers, flattened, with its shape.
@@ -52,10 +45,7 @@ pub fn vec2(v: &serde_json::Value) -> (Vec<f64>, [usize; 2]) {
 /// A `[1, n, d]` tensor of the given dtype from a JSON matrix.
 pub fn cloud<Bk: Backend>(v: &serde_json::Value, dtype: DType) -> Tensor<Bk, 3> {
     let (data, [n, d]) = vec2(v);
-    Tensor::from_data(
-        TensorData::new(data, [1, n, d]),
-        (&Default::default(), dtype),
-    )
+    Tensor::from_data(TensorData::new(data, [1, n, d]), (&Default::default(), dtype))
 }
 
 /// A `[1, n]` tensor of the given dtype from a JSON vector.
@@ -79,13 +69,9 @@ pub fn rel(a: f64, b: f64) -> f64 {
 /// tests do not depend on the backend's RNG.
 pub fn randn<Bk: Backend>(shape: [usize; 3], seed: u64, shift: f64, dtype: DType) -> Tensor<Bk, 3> {
     let total = shape.iter().product::<usize>();
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
     let data: Vec<f64> = (0..total)
