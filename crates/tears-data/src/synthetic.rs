@@ -9,29 +9,14 @@ use rand_distr_lite::{gumbel, normal};
 use crate::dataset::{Dataset, DatasetBuilder, Item};
 use crate::error::{DataError, Result};
 
-/// Genre names of the synthetic catalogue (the first `genres` of them are used).
-pub const SYNTHETIC_GENRES: [&str; 20] = [
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-    "Biography",
-    "Sport",
-];
+/// Genres beyond MovieLens' 18 that the synthetic catalogue may use (with more than 18 genres).
+const EXTRA_GENRES: [&str; 2] = ["Biography", "Sport"];
+
+/// The name of synthetic genre `i` (0..20): MovieLens 1M's 18 genres, then [`EXTRA_GENRES`].
+pub fn synthetic_genre(i: usize) -> &'static str {
+    let movielens = &crate::loaders::ML100K_GENRES[1..];
+    movielens.get(i).copied().unwrap_or_else(|| EXTRA_GENRES[(i - movielens.len()) % EXTRA_GENRES.len()])
+}
 
 const ADJECTIVES: [&str; 24] = [
     "Silent",
@@ -213,7 +198,7 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset> {
             id: i as u64 + 1,
             title,
             year: Some(rng.random_range(1960..=2020)),
-            genres: genres.iter().map(|&x| SYNTHETIC_GENRES[x].to_string()).collect(),
+            genres: genres.iter().map(|&x| synthetic_genre(x).to_string()).collect(),
             tags,
         });
         item_genres.push(genres);
