@@ -213,4 +213,9 @@ fn line_parsers_never_panic_on_garbage() {
         assert!(loaders::parse_ml1m_rating_line(p, 1, s).is_err());
     }
     assert!(loaders::parse_ml1m_rating_line(p, 1, "1::2::nan::4").is_err(), "NaN rating rejected");
+    // Found by `cargo fuzz run line_parsers`: a huge year overflowed the day arithmetic.
+    assert_eq!(loaders::parse_netflix_date("9999999999999999-03-01"), None);
+    assert_eq!(loaders::parse_netflix_date("0-01-01"), None);
+    assert_eq!(loaders::parse_netflix_date("2005-13-01"), None);
+    assert!(loaders::parse_netflix_date("9999-12-31").is_some());
 }

@@ -7,7 +7,7 @@ use super::{CsvFile, files_matching, first_existing, for_each_line, join_fields,
 use crate::dataset::{Dataset, DatasetBuilder, Item, LoadOptions};
 use crate::error::{DataError, Result};
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (valid for any year).
+/// Days since 1970-01-01 of a proleptic Gregorian date (exact for years within ±10¹²).
 ///
 /// ```
 /// assert_eq!(tears_data::loaders::days_from_civil(1970, 1, 1), 0);
@@ -51,10 +51,14 @@ pub fn format_date(timestamp: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Parses a Netflix `YYYY-MM-DD` date into Unix seconds at midnight UTC.
+/// Parses a Netflix `YYYY-MM-DD` date into Unix seconds at midnight UTC; years outside 1..=9999,
+/// months outside 1..=12 and days past the month's end are rejected.
 pub fn parse_netflix_date(s: &str) -> Option<i64> {
     let mut it = s.trim().splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
+    if !(1..=9999).contains(&y) {
+        return None;
+    }
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
     let days_in_month = match m {
