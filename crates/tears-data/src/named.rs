@@ -195,9 +195,7 @@ pub fn prepare(name: DatasetName, options: &PrepareOptions) -> Result<Prepared> 
     if name == DatasetName::Ml1mGpt4 {
         let s = StoredSummaries::load(&gpt4_summaries_path(&options.data_dir)?)?;
         // The benchmark is users 1..2999 (the partial ratings file), also when the full file is used.
-        dataset.retain_events(|_| true);
-        let users = &dataset.users;
-        let keep: Vec<bool> = users.iter().map(|&u| u <= 2999).collect();
+        let keep: Vec<bool> = dataset.users.iter().map(|&u| u <= 2999).collect();
         dataset.retain_events(|e| keep[e.user as usize]);
         eligible = Some(s.users());
         summaries = Some(s);
