@@ -76,11 +76,7 @@ pub fn summarize_all(
         .iter()
         .filter_map(|(u, h)| {
             let hash = summarizer.prompt_hash(h);
-            if cache.is_done(*u, &model, &hash) {
-                None
-            } else {
-                Some((*u, h, hash))
-            }
+            if cache.is_done(*u, &model, &hash) { None } else { Some((*u, h, hash)) }
         })
         .collect();
     report.cached = jobs.len() - todo.len();

@@ -144,8 +144,8 @@ impl SummaryCache {
 
     /// Appends `record` as one line and flushes it.
     pub fn append(&mut self, record: CacheRecord) -> Result<()> {
-        let mut line = serde_json::to_string(&record)
-            .map_err(|e| SummarizeError::io(&self.path, std::io::Error::other(e)))?;
+        let mut line =
+            serde_json::to_string(&record).map_err(|e| SummarizeError::io(&self.path, std::io::Error::other(e)))?;
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(|e| SummarizeError::io(&self.path, e))?;
         self.file.flush().map_err(|e| SummarizeError::io(&self.path, e))?;

@@ -94,7 +94,11 @@ fn forms(genre: &str) -> Vec<(String, bool)> {
         "adventure" => &[("adventure", false), ("adventures", true)],
         _ => &[],
     };
-    if list.is_empty() { vec![(g.clone(), false), (format!("{g}s"), true)] } else { list.iter().map(|(f, p)| (f.to_string(), *p)).collect() }
+    if list.is_empty() {
+        vec![(g.clone(), false), (format!("{g}s"), true)]
+    } else {
+        list.iter().map(|(f, p)| (f.to_string(), *p)).collect()
+    }
 }
 
 fn plural_of(genre: &str) -> String {
@@ -170,11 +174,7 @@ pub fn swap_genres(text: &str, a: &str, b: &str) -> Edit {
     }
     Edit {
         text: out,
-        record: EditRecord {
-            kind: "swap_genres".into(),
-            params: serde_json::json!({ "a": a, "b": b }),
-            changes,
-        },
+        record: EditRecord { kind: "swap_genres".into(), params: serde_json::json!({ "a": a, "b": b }), changes },
     }
 }
 

@@ -475,10 +475,8 @@ impl Summarizer for LlmSummarizer {
     }
 
     fn summarize(&self, history: &History) -> Result<String> {
-        let titles: Vec<&str> =
-            history.recent(self.template.max_items).iter().map(|i| i.title.as_str()).collect();
-        self.client.ask_validated(self.template.render(history), self.rules.max_reasks, |a| {
-            self.rules.check(a, &titles)
-        })
+        let titles: Vec<&str> = history.recent(self.template.max_items).iter().map(|i| i.title.as_str()).collect();
+        self.client
+            .ask_validated(self.template.render(history), self.rules.max_reasks, |a| self.rules.check(a, &titles))
     }
 }

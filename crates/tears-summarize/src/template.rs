@@ -203,10 +203,7 @@ impl TemplateSummarizer {
             out.push_str("No particular plot points seem to put them off.");
         } else {
             out.push_str(&format!("The user does not enjoy {} {noun}. ", join_list(&names(&disliked))));
-            out.push_str(&format!(
-                "They are put off by {}, which other viewers may appreciate.",
-                themes(&disliked)
-            ));
+            out.push_str(&format!("They are put off by {}, which other viewers may appreciate.", themes(&disliked)));
         }
         out
     }

@@ -125,8 +125,9 @@ fn timeouts_are_retried_then_succeed() {
 
 #[test]
 fn dropped_connections_are_retried() {
-    let server = MockServer::start(|n, _| if n == 0 { MockReply::Close } else { MockReply::Completion("Summary: ok".into()) })
-        .expect("server");
+    let server =
+        MockServer::start(|n, _| if n == 0 { MockReply::Close } else { MockReply::Completion("Summary: ok".into()) })
+            .expect("server");
     let client = LlmClient::new(config(&server)).expect("client");
     assert_eq!(ask(&client).expect("answer"), "Summary: ok");
     assert_eq!(server.requests(), 2);
