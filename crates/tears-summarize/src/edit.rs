@@ -286,7 +286,8 @@ pub struct LlmSwap {
 /// The large-scope edit with an LLM (the authors' protocol): ask for the favourite and least
 /// favourite genre among `genres` (strict parsing; unknown genres rejected and re-asked up to
 /// `max_reasks` times, then an [`crate::SummarizeError::InvalidAnswer`] so the caller discards the user),
-/// then, in the same chat, a rewrite in the same style and length with the two exchanged.
+/// then, in the same chat (the question and the accepted answer; rejected answers are left out),
+/// a rewrite in the same style and length with the two exchanged.
 pub fn llm_swap_rewrite(client: &LlmClient, summary: &str, genres: &[String], max_reasks: u32) -> Result<LlmSwap> {
     let ask = format!(
         "Here is a summary of a user's preferences:\n\n{summary}\n\nFrom this list of genres: {}.\n\

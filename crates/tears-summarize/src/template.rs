@@ -170,7 +170,12 @@ impl TemplateSummarizer {
         let names = |v: &[(f64, &str, &Stat)]| -> Vec<String> { v.iter().map(|x| x.2.name.to_lowercase()).collect() };
         // Theme phrases contain commas and "and": join them with "as well as".
         let themes = |v: &[(f64, &str, &Stat)]| -> String {
-            v.iter().map(|x| genre_theme(&x.2.name)).collect::<Vec<_>>().join(", as well as ")
+            match v.iter().map(|x| genre_theme(&x.2.name)).collect::<Vec<_>>().as_slice() {
+                [] => String::new(),
+                [a] => a.clone(),
+                [a, b] => format!("{a}, as well as {b}"),
+                [rest @ .., last] => format!("{}; and {last}", rest.join("; ")),
+            }
         };
 
         // Frequent tags of liked items.

@@ -293,3 +293,44 @@ fn real_server() {
     let text = tears_summarize::Summarizer::summarize(&s, &history(1)).expect("summary");
     assert!(text.starts_with("Summary:"), "{text}");
 }
+
+#[test]
+fn llm_edits_parse_strictly_and_rewrite_in_the_same_chat() {
+    let server = MockServer::start(|n, _| {
+        MockReply::Completion(match n {
+            0 => "Favorite: Jazz\nLeast Favorite: Horror".into(),
+            1 => "Favorite: [Comedy]\nLeast Favorite: [Horror]".into(),
+            _ => "Summary: The user enjoys horror and its dread; they do not enjoy comedy or light banter.".into(),
+        })
+    })
+    .expect("server");
+    let client = LlmClient::new(config(&server)).expect("client");
+    let genres: Vec<String> = ["Comedy", "Horror", "Drama"].iter().map(|s| s.to_string()).collect();
+    let summary = "Summary: The user enjoys comedy and light banter; they do not enjoy horror or its dread.";
+    let swap = tears_summarize::edit::llm_swap_rewrite(&client, summary, &genres, 2).expect("swap");
+    assert_eq!((swap.favourite.as_str(), swap.least_favourite.as_str()), ("Comedy", "Horror"));
+    assert!(swap.edit.text.starts_with("Summary: The user enjoys horror"));
+    assert_eq!(swap.edit.record.kind, "llm_swap_rewrite");
+    let received = server.received();
+    assert_eq!(received.len(), 3);
+    assert!(received[1].last_message().contains("not one of the genres"), "{}", received[1].last_message());
+    // The rewrite request continues the chat: question, accepted answer, rewrite request.
+    let rewrite = received[2].json();
+    assert_eq!(rewrite["messages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(rewrite["messages"][1]["content"], "Favorite: [Comedy]\nLeast Favorite: [Horror]");
+
+    // Unknown genres on every try: an error, so the caller discards the user.
+    let server = MockServer::start(|_, _| MockReply::Completion("Favorite: Polka\nLeast Favorite: Jazz".into()))
+        .expect("server");
+    let client = LlmClient::new(config(&server)).expect("client");
+    let err = tears_summarize::edit::llm_swap_rewrite(&client, summary, &genres, 1).expect_err("unknown");
+    assert!(matches!(err, SummarizeError::InvalidAnswer { attempts: 2, .. }), "{err:?}");
+
+    let server = MockServer::start(|n, _| {
+        MockReply::Completion(if n == 0 { "Heat".into() } else { "A meticulous heist goes wrong.".into() })
+    })
+    .expect("server");
+    let client = LlmClient::new(config(&server)).expect("client");
+    let d = tears_summarize::edit::llm_describe_item(&client, "Heat", &genres, 2).expect("description");
+    assert_eq!(d, "A meticulous heist goes wrong");
+}
