@@ -110,6 +110,18 @@ impl LlmConfig {
         }
     }
 
+    /// Sets the API key from the environment variable `var` (`OPENAI_API_KEY` by convention);
+    /// no key when it is unset or empty.
+    ///
+    /// ```
+    /// let c = tears_summarize::LlmConfig::new("http://x", "m").with_api_key_env("TEARS_DOC_UNSET_KEY");
+    /// assert!(c.api_key.is_none());
+    /// ```
+    pub fn with_api_key_env(mut self, var: &str) -> Self {
+        self.api_key = ApiKey::from_env(var);
+        self
+    }
+
     /// The chat-completions URL.
     pub fn endpoint(&self) -> String {
         let base = self.base_url.trim_end_matches('/');

@@ -118,11 +118,43 @@ fn template_summary_uses_tags_of_liked_items() {
         .expect("synthetic")
         .split;
     let t = TemplateSummarizer::from_split(&split);
+    let mut with_tags = 0;
     for i in 0..split.test.len().min(20) {
         let h = History::from_eval_user(&split, tears_data::split::EvalSet::Test, i).expect("user");
         let s = t.summarize(&h).expect("summary");
         assert!(s.starts_with("Summary: "), "{s}");
         assert_eq!(s.matches(". ").count() + 1, 4, "four parts: {s}");
+        with_tags += usize::from(s.contains("recurring elements such as"));
+    }
+    assert!(with_tags > 0, "no summary used the synthetic items' tags");
+}
+
+#[test]
+fn prompts_of_evaluation_users_show_their_window_and_no_held_out_item() {
+    use tears_data::split::{EvalSet, SummaryWindow};
+    let options = tears_data::PrepareOptions {
+        protocol: Some(tears_data::Protocol::SummaryWindow(SummaryWindow {
+            window: 20,
+            min_heldout: 2,
+            validation_users: 10,
+            test_users: 10,
+        })),
+        ..Default::default()
+    };
+    let split = tears_data::prepare(tears_data::DatasetName::Synthetic, &options).expect("synthetic").split;
+    let template = PromptTemplate::movies();
+    for (set, users) in [(EvalSet::Validation, &split.validation), (EvalSet::Test, &split.test)] {
+        assert!(!users.is_empty());
+        for i in 0..users.len() {
+            let h = History::from_eval_user(&split, set, i).expect("user");
+            let prompt = &template.render(&h)[1].content;
+            let shown = prompt.matches("Movie Title: ").count();
+            assert_eq!(shown, users.windows[i].len().min(50));
+            for r in users.heldout.row(i) {
+                let title = &split.items[r.item as usize].title;
+                assert!(!prompt.contains(&format!("Movie Title: {title}\n")), "held-out {title:?} in a prompt");
+            }
+        }
     }
 }
 
