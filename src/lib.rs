@@ -20,3 +20,5 @@ pub use tears_data as data;
 pub use tears_metrics as metrics;
 /// Optimal-transport kernels (closed-form Gaussian W2, batched log-domain Sinkhorn).
 pub use tears_ot as ot;
+/// Summarizers (LLM and template), prompts, the summary cache and summary edits (re-export of `tears-summarize`).
+pub use tears_summarize as summarize;

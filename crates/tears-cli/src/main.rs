@@ -22,6 +22,64 @@ enum Command {
     Prepare(Box<PrepareArgs>),
     /// List the backends compiled into this build and check that each can run a small kernel.
     Backends,
+    /// Write a summary of every user of a split (LLM or template), from the ratings a summarizer
+    /// may see; resumable: finished users in --out are skipped.
+    Summarize(Box<SummarizeArgs>),
+}
+
+#[derive(Debug, Args)]
+struct SummarizeArgs {
+    /// The split directory (written by `tears prepare`).
+    #[arg(long)]
+    split: PathBuf,
+    /// The JSONL summary cache to append to (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Use the offline template summarizer.
+    #[arg(long, conflicts_with_all = ["llm_url", "model"])]
+    template: bool,
+    /// Base URL of an OpenAI-compatible server (https://api.openai.com, http://localhost:8080).
+    #[arg(long, requires = "model")]
+    llm_url: Option<String>,
+    /// Model name sent to the server.
+    #[arg(long, requires = "llm_url")]
+    model: Option<String>,
+    /// Environment variable holding the API key (unset: no key is sent).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    /// A prompt template file (default: the built-in TEARS movie prompt, books for book datasets).
+    #[arg(long)]
+    prompt: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// train, validation, test or all.
+    #[arg(long, default_value = "all")]
+    set: String,
+    /// Only the first N users of the set (in split order).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// At most this many recent items per prompt.
+    #[arg(long, default_value_t = 50)]
+    max_items: usize,
+    /// Reject (and re-ask) answers that name one of the user's titles.
+    #[arg(long)]
+    reject_titles: bool,
+    /// Timeout of one request, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout_s: f64,
+    /// Attempts per request (timeouts, 429 and 5xx are retried with backoff).
+    #[arg(long, default_value_t = 6)]
+    max_attempts: u32,
+    /// Base backoff in seconds (doubles per retry, capped at 60 s, jittered).
+    #[arg(long, default_value_t = 1.0)]
+    backoff_s: f64,
+    /// Render the prompts and print their sizes; send nothing, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +221,111 @@ fn cmd_prepare(a: PrepareArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_summarize(a: SummarizeArgs) -> Result<()> {
+    use tears::summarize::{
+        ApiKey, BatchOptions, LlmClient, LlmConfig, LlmSummarizer, PromptTemplate, Summarizer, SummaryCache,
+        TemplateSummarizer, UserSet, user_histories,
+    };
+    let set: UserSet = a.set.parse()?;
+    if a.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    let split =
+        tears::data::Split::load(&a.split).with_context(|| format!("loading the split {}", a.split.display()))?;
+    let books = split.meta.dataset.contains("book");
+    let mut template = match &a.prompt {
+        Some(p) => PromptTemplate::load(p)?,
+        None if books => PromptTemplate::books(),
+        None => PromptTemplate::movies(),
+    };
+    template.max_items = a.max_items.max(1);
+    let mut jobs = user_histories(&split, set);
+    if let Some(n) = a.limit {
+        jobs.truncate(n);
+    }
+    if a.dry_run {
+        let mut chars: Vec<usize> =
+            jobs.iter().map(|(_, h)| template.render(h).iter().map(|m| m.content.chars().count()).sum()).collect();
+        chars.sort_unstable();
+        let n = chars.len().max(1);
+        let mean = chars.iter().sum::<usize>() as f64 / n as f64;
+        let pct = |q: f64| chars.get(((chars.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+        println!(
+            "{} users; prompt characters: mean {mean:.0}, median {}, p95 {}, max {}",
+            jobs.len(),
+            pct(0.5),
+            pct(0.95),
+            pct(1.0)
+        );
+        println!("approx. prompt tokens (characters / 4): mean {:.0}, max {}", mean / 4.0, pct(1.0) / 4);
+        return Ok(());
+    }
+    let mut llm = None;
+    let mut offline = None;
+    if a.template {
+        let mut t = TemplateSummarizer::from_split(&split);
+        t.max_items = a.max_items.max(1);
+        offline = Some(t);
+    } else if let (Some(url), Some(model)) = (&a.llm_url, &a.model) {
+        let mut config = LlmConfig::new(url, model);
+        config.api_key = ApiKey::from_env(&a.api_key_env);
+        if !a.timeout_s.is_finite() || a.timeout_s <= 0.0 || !a.backoff_s.is_finite() || a.backoff_s < 0.0 {
+            anyhow::bail!("--timeout-s must be positive and --backoff-s not negative");
+        }
+        config.request_timeout = Duration::from_secs_f64(a.timeout_s);
+        config.backoff_base = Duration::from_secs_f64(a.backoff_s);
+        config.max_attempts = a.max_attempts.max(1);
+        if config.api_key.is_none() {
+            tracing::info!("${} is not set: sending no API key", a.api_key_env);
+        }
+        let mut s = LlmSummarizer::new(LlmClient::new(config)?, template);
+        s.rules.reject_titles = a.reject_titles;
+        llm = Some(s);
+    }
+    let summarizer: &dyn Summarizer = match (&llm, &offline) {
+        (Some(s), _) => s,
+        (None, Some(t)) => t,
+        (None, None) => anyhow::bail!("choose a summarizer: --template, or --llm-url URL --model NAME"),
+    };
+    let mut cache = SummaryCache::open(&a.out)?;
+    let options = BatchOptions { concurrency: a.concurrency, progress: !a.no_progress, max_failures: 0 };
+    let report = tears::summarize::summarize_all(summarizer, &jobs, &mut cache, &options);
+    println!(
+        "{} users: {} summarized, {} already in {}, {} failed ({:.2?}, {:.1} users/s)",
+        report.total,
+        report.summarized,
+        report.cached,
+        a.out.display(),
+        report.failed.len(),
+        report.elapsed,
+        report.summarized as f64 / report.elapsed.as_secs_f64().max(1e-9),
+    );
+    if let Some(s) = &llm {
+        let u = s.client.usage();
+        println!(
+            "requests: {} answered, {} HTTP attempts; tokens: {} prompt, {} completion (as the server reported them)",
+            u.completions, u.attempts, u.prompt_tokens, u.completion_tokens
+        );
+        if report.summarized > 0 {
+            println!(
+                "mean wall time per summarized user: {:.2?} at concurrency {}",
+                report.elapsed / report.summarized as u32,
+                a.concurrency
+            );
+        }
+    }
+    for (user, e) in report.failed.iter().take(10) {
+        println!("  user {user}: {e}");
+    }
+    if let Some(e) = report.stopped {
+        return Err(anyhow::Error::new(e).context("summarizing stopped"));
+    }
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} users failed; rerun the same command to retry them", report.failed.len());
+    }
+    Ok(())
+}
+
 /// A tiny matrix product: proves a backend can allocate and run kernels.
 struct Probe;
 
@@ -211,6 +374,7 @@ fn main() {
     let result = match cli.command {
         Command::Prepare(a) => cmd_prepare(*a),
         Command::Backends => cmd_backends(),
+        Command::Summarize(a) => cmd_summarize(*a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -74,3 +74,99 @@ fn backends_lists_and_probes_each_compiled_backend() {
         assert!(stdout.contains("flex     ok"), "{stdout}");
     }
 }
+
+fn synthetic_split(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("split");
+    let run = tears().args(["prepare", "--dataset", "synthetic", "--out"]).arg(&out).output().expect("run tears");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    out
+}
+
+#[test]
+fn summarize_with_the_template_writes_every_user_and_resumes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split_dir = synthetic_split(dir.path());
+    let out = dir.path().join("s.jsonl");
+    let run = tears()
+        .args(["summarize", "--template", "--set", "test", "--no-progress", "--split"])
+        .arg(&split_dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let split = tears_data::Split::load(&split_dir).expect("split");
+    let stored = tears_data::StoredSummaries::load(&out).expect("summaries");
+    assert_eq!(stored.len(), split.test.len());
+    assert!(split.test.users().iter().all(|u| stored.get(*u).is_some_and(|t| t.starts_with("Summary: "))));
+    let run = tears()
+        .args(["summarize", "--template", "--set", "test", "--no-progress", "--split"])
+        .arg(&split_dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains(" 0 summarized") && stdout.contains(&format!("{} already in", split.test.len())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn summarize_with_an_llm_server_resumes_and_never_shows_the_key() {
+    use tears_summarize::mock::{MockReply, MockServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let split_dir = synthetic_split(dir.path());
+    let out = dir.path().join("s.jsonl");
+    let key = "sk-cli-SECRET-42";
+    let server = MockServer::start(|n, _| {
+        if n == 3 {
+            MockReply::Status { status: 503, retry_after: Some("0".into()), body: "busy".into() }
+        } else {
+            MockReply::Completion("Summary: The user enjoys quiet dramas and gentle comedies about families.".into())
+        }
+    })
+    .expect("server");
+    let summarize = |limit: &str| {
+        tears()
+            .args(["summarize", "--model", "mock", "--set", "validation", "--concurrency", "2", "--no-progress"])
+            .args(["--backoff-s", "0.01", "--api-key-env", "TEARS_TEST_KEY", "--limit", limit, "--llm-url"])
+            .arg(server.url())
+            .arg("--split")
+            .arg(&split_dir)
+            .arg("--out")
+            .arg(&out)
+            .env("TEARS_TEST_KEY", key)
+            .env("RUST_LOG", "debug")
+            .output()
+            .expect("run")
+    };
+    let run = summarize("5");
+    let all = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{all}");
+    assert!(!all.contains(key), "the key leaked: {all}");
+    assert_eq!(server.requests(), 6, "5 users + one 503 retried");
+    assert!(server.received().iter().all(|r| r.header("authorization") == Some(&format!("Bearer {key}"))));
+    let run = summarize("8");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(server.requests(), 9, "the rerun asks only for the 3 new users");
+    let text = std::fs::read_to_string(&out).expect("cache");
+    assert_eq!(text.lines().count(), 8);
+    assert!(!text.contains(key));
+}
+
+#[test]
+fn summarize_needs_a_summarizer() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split_dir = synthetic_split(dir.path());
+    let run = tears()
+        .args(["summarize", "--split"])
+        .arg(&split_dir)
+        .arg("--out")
+        .arg(dir.path().join("s.jsonl"))
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--template, or --llm-url"));
+}

@@ -1,0 +1,199 @@
+//! The JSONL summary cache: one finished summary per line, appended and flushed at once.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SummarizeError};
+
+/// One cached summary (one JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    /// Source user id.
+    pub user: u64,
+    /// The summary.
+    pub text: String,
+    /// The model (`template` for the template summarizer).
+    pub model: String,
+    /// Hash of what the summarizer saw (rendered prompt and settings); see [`crate::Summarizer::prompt_hash`].
+    pub prompt_hash: String,
+    /// When the summary was written, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// An append-only JSONL cache of summaries.
+///
+/// Opening reads every complete line (a later line for a user replaces an earlier one); a torn
+/// last line (a crash in the middle of a write) is dropped with a warning and cut from the file, so
+/// the next append starts on a clean line. Each [`SummaryCache::append`] writes one line and
+/// flushes it to the operating system, so a crash or Ctrl-C loses nothing already answered.
+///
+/// ```
+/// use tears_summarize::{CacheRecord, SummaryCache};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("s.jsonl");
+/// let mut cache = SummaryCache::open(&path)?;
+/// cache.append(CacheRecord { user: 7, text: "Summary: x".into(), model: "m".into(),
+///     prompt_hash: "h".into(), created_at: tears_summarize::now_rfc3339() })?;
+/// drop(cache);
+/// let cache = SummaryCache::open(&path)?;
+/// assert_eq!(cache.get(7).map(|r| r.text.as_str()), Some("Summary: x"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct SummaryCache {
+    path: PathBuf,
+    file: File,
+    records: HashMap<u64, CacheRecord>,
+}
+
+impl SummaryCache {
+    /// Opens (or creates) the cache at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| SummarizeError::io(dir, e))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| SummarizeError::io(path, e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| SummarizeError::io(path, e))?;
+        let mut records = HashMap::new();
+        let mut good_end = 0usize;
+        let mut start = 0usize;
+        let mut line_no = 0u64;
+        while start < bytes.len() {
+            line_no += 1;
+            let (end, complete) = match bytes[start..].iter().position(|&b| b == b'\n') {
+                Some(p) => (start + p, true),
+                None => (bytes.len(), false),
+            };
+            let line = &bytes[start..end];
+            let parsed = std::str::from_utf8(line)
+                .ok()
+                .filter(|l| !l.trim().is_empty())
+                .map(serde_json::from_str::<CacheRecord>);
+            let is_last = !complete || end + 1 >= bytes.len();
+            match parsed {
+                None if line.iter().all(u8::is_ascii_whitespace) && complete => {}
+                Some(Ok(r)) if complete => {
+                    records.insert(r.user, r);
+                }
+                _ if is_last => {
+                    tracing::warn!(
+                        "{}:{line_no}: ignoring a torn last line ({} bytes); its user will be summarized again",
+                        path.display(),
+                        end - start
+                    );
+                    break;
+                }
+                _ => {
+                    return Err(SummarizeError::Cache {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        message: "not a cache record (user, text, model, prompt_hash, created_at)".into(),
+                    });
+                }
+            }
+            good_end = end + 1;
+            start = end + 1;
+        }
+        let good_end = good_end.min(bytes.len());
+        if good_end < bytes.len() {
+            file.set_len(good_end as u64).map_err(|e| SummarizeError::io(path, e))?;
+            file.seek(SeekFrom::End(0)).map_err(|e| SummarizeError::io(path, e))?;
+        }
+        Ok(SummaryCache { path: path.to_path_buf(), file, records })
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The latest record of `user`.
+    pub fn get(&self, user: u64) -> Option<&CacheRecord> {
+        self.records.get(&user)
+    }
+
+    /// Whether `user` has a record made by `model` from a prompt with `prompt_hash`.
+    pub fn is_done(&self, user: u64, model: &str, prompt_hash: &str) -> bool {
+        self.records.get(&user).is_some_and(|r| r.model == model && r.prompt_hash == prompt_hash)
+    }
+
+    /// Number of users with a record.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// All records, keyed by user.
+    pub fn records(&self) -> &HashMap<u64, CacheRecord> {
+        &self.records
+    }
+
+    /// Appends `record` as one line and flushes it.
+    pub fn append(&mut self, record: CacheRecord) -> Result<()> {
+        let mut line =
+            serde_json::to_string(&record).map_err(|e| SummarizeError::io(&self.path, std::io::Error::other(e)))?;
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).map_err(|e| SummarizeError::io(&self.path, e))?;
+        self.file.flush().map_err(|e| SummarizeError::io(&self.path, e))?;
+        self.records.insert(record.user, record);
+        Ok(())
+    }
+
+    /// Forces the file to disk (at the end of a batch).
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| SummarizeError::io(&self.path, e))
+    }
+}
+
+/// The current time as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
+///
+/// ```
+/// let t = tears_summarize::now_rfc3339();
+/// assert!(t.ends_with('Z') && t.len() == 20);
+/// ```
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    rfc3339(secs as i64)
+}
+
+/// Unix seconds as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
+pub(crate) fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}
