@@ -1,0 +1,100 @@
+//! Error type of the baselines crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while fitting, scoring, saving, loading or evaluating a model.
+///
+/// Errors that come from a file name the file; nothing in this crate panics on user data.
+///
+/// ```
+/// use tears_baselines::BaselineError;
+/// let err = BaselineError::TooLarge { items: 100_000, bytes: 80_000_000_000, limit: 8 << 30 };
+/// assert!(err.to_string().contains("100000 items"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// A data error (reading a split, building a matrix, writing a file).
+    #[error(transparent)]
+    Data(#[from] tears_data::DataError),
+    /// A metrics error (bad sizes or item indices given to the evaluator).
+    #[error(transparent)]
+    Metrics(#[from] tears_metrics::MetricsError),
+    /// The dense item × item matrices of EASE would not fit in the memory limit.
+    #[error(
+        "EASE needs an item × item matrix of {items} items: {bytes} bytes (items² × 8) exceed the memory limit of {limit} bytes; raise the limit or reduce the catalogue"
+    )]
+    TooLarge {
+        /// Number of items.
+        items: usize,
+        /// items² × 8.
+        bytes: u128,
+        /// The configured limit in bytes.
+        limit: u64,
+    },
+    /// A numerical failure (a Gram matrix that is not positive definite, a non-finite weight).
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+    /// Invalid parameters (an empty lambda grid, a negative lambda, a zero batch size, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A model directory's manifest or weights are malformed.
+    #[error("{}: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Malformed JSON in a model file.
+    #[error("{}: invalid JSON: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A model trained on one item vocabulary was loaded against a split with another.
+    #[error(
+        "model in {dir} was trained on dataset {model_dataset:?} with item vocabulary {model_hash} ({model_items} items), but the split {split_dataset:?} has vocabulary {split_hash} ({split_items} items); evaluate it on the split it was trained on"
+    )]
+    VocabularyMismatch {
+        /// The model directory (displayed).
+        dir: DisplayPath,
+        /// Dataset name recorded in the model.
+        model_dataset: String,
+        /// Vocabulary hash recorded in the model (hex).
+        model_hash: String,
+        /// Number of items recorded in the model.
+        model_items: usize,
+        /// Dataset name of the split.
+        split_dataset: String,
+        /// Vocabulary hash of the split (hex).
+        split_hash: String,
+        /// Number of items of the split.
+        split_items: usize,
+    },
+    /// A model kind that this loader does not know.
+    #[error("{}: unknown model kind {kind:?} (known here: {known})", path.display())]
+    UnknownKind {
+        /// The manifest.
+        path: PathBuf,
+        /// The kind it names.
+        kind: String,
+        /// The kinds this loader can load.
+        known: String,
+    },
+}
+
+/// A path shown with `Display` in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayPath(pub PathBuf);
+
+impl std::fmt::Display for DisplayPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = BaselineError> = std::result::Result<T, E>;
