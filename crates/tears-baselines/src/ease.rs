@@ -23,7 +23,8 @@ use crate::recommender::{Fit, Manifest, Recommender};
 pub const EASE_WEIGHTS_FILE: &str = "ease.weights.f32";
 
 /// The default λ grid searched on validation NDCG.
-pub const DEFAULT_LAMBDAS: [f64; 6] = [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0];
+pub const DEFAULT_LAMBDAS: [f64; 10] =
+    [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10_000.0, 20_000.0, 50_000.0];
 
 /// The default memory limit for the dense `items × items` matrices: 8 GiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 8 << 30;
@@ -140,6 +141,7 @@ pub fn ease_weights(gram: &[f64], n: usize, lambda: f64) -> Result<Vec<f64>> {
         return Err(BaselineError::Config(format!("lambda must be finite and non-negative, got {lambda}")));
     }
     // Llt::new copies the lower triangle, so this matrix is read once.
+    let started = Instant::now();
     let g = Mat::<f64>::from_fn(n, n, |i, j| gram[i * n + j] + if i == j { lambda } else { 0.0 });
     let llt = g.llt(Side::Lower).map_err(|e| {
         BaselineError::Numerical(format!(
@@ -147,8 +149,10 @@ pub fn ease_weights(gram: &[f64], n: usize, lambda: f64) -> Result<Vec<f64>> {
         ))
     })?;
     drop(g);
+    let factored = started.elapsed().as_secs_f64();
     let p = llt.inverse();
     drop(llt);
+    let inverted = started.elapsed().as_secs_f64();
     let diag: Vec<f64> = (0..n).map(|j| p[(j, j)]).collect();
     let mut b = vec![0.0f64; n * n];
     // P is symmetric: row i of B is −P[:, i] / diag, a contiguous column of faer's column-major P.
@@ -163,6 +167,14 @@ pub fn ease_weights(gram: &[f64], n: usize, lambda: f64) -> Result<Vec<f64>> {
         }
         Ok(())
     })?;
+    tracing::debug!(
+        n,
+        lambda,
+        cholesky = factored,
+        inverse = inverted - factored,
+        weights = started.elapsed().as_secs_f64() - inverted,
+        "EASE weights (seconds)"
+    );
     Ok(b)
 }
 

@@ -142,7 +142,16 @@ impl Manifest {
     /// A missing file, malformed JSON, or an unsupported format version.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
-        let bytes = std::fs::read(&path).map_err(|e| tears_data::DataError::io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                BaselineError::Malformed {
+                    path: path.clone(),
+                    message: "not found: not a model directory (write one with `tears train`)".into(),
+                }
+            } else {
+                tears_data::DataError::io(&path, e).into()
+            }
+        })?;
         let manifest: Manifest =
             serde_json::from_slice(&bytes).map_err(|source| BaselineError::Json { path: path.clone(), source })?;
         if manifest.format != MANIFEST_FORMAT {

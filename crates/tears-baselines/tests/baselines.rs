@@ -249,7 +249,10 @@ fn loading_against_another_vocabulary_is_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("synthetic") && msg.contains("other") && msg.contains("vocabulary"), "{msg}");
 
-    // An unknown kind and a truncated weights file are errors too, not panics.
+    // A folder without a manifest, an unknown kind and a truncated weights file are errors too.
+    let empty = tempfile::tempdir().expect("tmp");
+    let err = load_model(empty.path(), &split).err().expect("no manifest");
+    assert!(err.to_string().contains("manifest.json") && err.to_string().contains("not a model directory"), "{err}");
     let mut manifest = tears_baselines::Manifest::read(dir.path()).expect("manifest");
     manifest.kind = "gru4rec".into();
     manifest.write(dir.path()).expect("write");
