@@ -55,25 +55,8 @@ pub enum BaselineError {
         source: serde_json::Error,
     },
     /// A model trained on one item vocabulary was loaded against a split with another.
-    #[error(
-        "model in {dir} was trained on dataset {model_dataset:?} with item vocabulary {model_hash} ({model_items} items), but the split {split_dataset:?} has vocabulary {split_hash} ({split_items} items); evaluate it on the split it was trained on"
-    )]
-    VocabularyMismatch {
-        /// The model directory (displayed).
-        dir: DisplayPath,
-        /// Dataset name recorded in the model.
-        model_dataset: String,
-        /// Vocabulary hash recorded in the model (hex).
-        model_hash: String,
-        /// Number of items recorded in the model.
-        model_items: usize,
-        /// Dataset name of the split.
-        split_dataset: String,
-        /// Vocabulary hash of the split (hex).
-        split_hash: String,
-        /// Number of items of the split.
-        split_items: usize,
-    },
+    #[error("{0}")]
+    VocabularyMismatch(Box<VocabularyMismatch>),
     /// A model kind that this loader does not know.
     #[error("{}: unknown model kind {kind:?} (known here: {known})", path.display())]
     UnknownKind {
@@ -86,13 +69,38 @@ pub enum BaselineError {
     },
 }
 
-/// A path shown with `Display` in error messages.
+/// The details of [`BaselineError::VocabularyMismatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisplayPath(pub PathBuf);
+pub struct VocabularyMismatch {
+    /// The model directory.
+    pub dir: PathBuf,
+    /// Dataset name recorded in the model.
+    pub model_dataset: String,
+    /// Vocabulary hash recorded in the model (hex).
+    pub model_hash: String,
+    /// Number of items recorded in the model.
+    pub model_items: usize,
+    /// Dataset name of the split.
+    pub split_dataset: String,
+    /// Vocabulary hash of the split (hex).
+    pub split_hash: String,
+    /// Number of items of the split.
+    pub split_items: usize,
+}
 
-impl std::fmt::Display for DisplayPath {
+impl std::fmt::Display for VocabularyMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.display())
+        write!(
+            f,
+            "model in {} was trained on dataset {:?} with item vocabulary {} ({} items), but the split {:?} has vocabulary {} ({} items); evaluate it on the split it was trained on",
+            self.dir.display(),
+            self.model_dataset,
+            self.model_hash,
+            self.model_items,
+            self.split_dataset,
+            self.split_hash,
+            self.split_items
+        )
     }
 }
 

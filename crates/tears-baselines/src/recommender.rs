@@ -185,15 +185,15 @@ impl Manifest {
     pub fn check_split(&self, dir: &Path, split: &Split) -> Result<()> {
         let split_hash = hash_hex(split.vocabulary_hash());
         if split_hash != self.vocabulary_hash || split.n_items() != self.n_items {
-            return Err(BaselineError::VocabularyMismatch {
-                dir: crate::error::DisplayPath(dir.to_path_buf()),
+            return Err(BaselineError::VocabularyMismatch(Box::new(crate::error::VocabularyMismatch {
+                dir: dir.to_path_buf(),
                 model_dataset: self.dataset.clone(),
                 model_hash: self.vocabulary_hash.clone(),
                 model_items: self.n_items,
                 split_dataset: split.meta.dataset.clone(),
                 split_hash,
                 split_items: split.n_items(),
-            });
+            })));
         }
         Ok(())
     }
