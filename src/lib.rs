@@ -15,6 +15,9 @@
 
 pub mod backend;
 
+/// The `Recommender` trait, EASE and most-popular baselines, model directories and evaluation
+/// (re-export of `tears-baselines`).
+pub use tears_baselines as baselines;
 pub use tears_data as data;
 /// Top-k selection and ranking metrics (re-export of `tears-metrics`).
 pub use tears_metrics as metrics;

@@ -25,6 +25,10 @@ enum Command {
     /// Write a summary of every user of a split (LLM or template), from the ratings a summarizer
     /// may see; resumable: finished users in --out are skipped.
     Summarize(Box<SummarizeArgs>),
+    /// Fit a baseline (ease or pop) on a split's training users and save it to a model directory.
+    Train(TrainArgs),
+    /// Evaluate a saved model on a split's test or validation users.
+    Evaluate(EvaluateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +84,52 @@ struct SummarizeArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// ease or pop.
+    model: String,
+    /// Split directory written by `tears prepare`.
+    #[arg(long)]
+    split: PathBuf,
+    /// Model directory to write (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of every random draw (recorded in the manifest; EASE and pop are deterministic).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// EASE: use this lambda instead of choosing one on validation NDCG@20.
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// EASE: the lambda grid searched on validation NDCG@20, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = tears::baselines::ease::DEFAULT_LAMBDAS)]
+    lambdas: Vec<f64>,
+    /// EASE: refuse catalogues whose items² × 8 bytes exceed this many GiB.
+    #[arg(long, default_value_t = 8.0)]
+    memory_limit_gib: f64,
+}
+
+#[derive(Debug, Args)]
+struct EvaluateArgs {
+    /// Model directory written by `tears train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Split directory the model was trained on.
+    #[arg(long)]
+    split: PathBuf,
+    /// test or validation.
+    #[arg(long, default_value = "test")]
+    set: String,
+    /// Cut-offs, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 20, 50, 100])]
+    k: Vec<usize>,
+    /// Users scored at once.
+    #[arg(long, default_value_t = 1024)]
+    batch_size: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +376,97 @@ fn cmd_summarize(a: SummarizeArgs) -> Result<()> {
     Ok(())
 }
 
+fn load_split(dir: &std::path::Path) -> Result<tears::data::Split> {
+    tears::data::Split::load(dir).with_context(|| format!("loading the split in {}", dir.display()))
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    use tears::baselines::{Ease, EaseConfig, Fit, Popularity, Recommender, save_model};
+    let split = load_split(&a.split)?;
+    let bar = spinner(format!("fitting {} on {} ({} items)", a.model, split.meta.dataset, split.n_items()));
+    let started = Instant::now();
+    let fitted: Result<Box<dyn Recommender>> = match a.model.as_str() {
+        "ease" => {
+            if !(a.memory_limit_gib.is_finite() && a.memory_limit_gib > 0.0) {
+                anyhow::bail!("--memory-limit-gib must be positive, got {}", a.memory_limit_gib);
+            }
+            let config = EaseConfig {
+                lambdas: a.lambda.map(|l| vec![l]).unwrap_or_else(|| a.lambdas.clone()),
+                memory_limit_bytes: (a.memory_limit_gib * (1u64 << 30) as f64) as u64,
+                ..EaseConfig::default()
+            };
+            Ease::fit(&split, &config, a.seed).map(|m| {
+                for t in m.trials() {
+                    match t.validation_ndcg {
+                        Some(ndcg) => bar.println(format!(
+                            "  lambda {:>8}  validation ndcg@{} {:.4}  ({:.2}s)",
+                            t.lambda, config.select_k, ndcg, t.seconds
+                        )),
+                        None => bar.println(format!("  lambda {:>8}  ({:.2}s)", t.lambda, t.seconds)),
+                    }
+                }
+                Box::new(m) as Box<dyn Recommender>
+            })
+        }
+        "pop" | "popularity" => Popularity::fit(&split, &(), a.seed).map(|m| Box::new(m) as Box<dyn Recommender>),
+        other => anyhow::bail!("unknown model {other:?} (expected ease or pop)"),
+    }
+    .map_err(anyhow::Error::from);
+    bar.finish_and_clear();
+    let model = fitted.with_context(|| format!("fitting {} on {}", a.model, a.split.display()))?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    println!("fitted {} on {} in {:.2}s", model.kind(), split.meta.dataset, fit_seconds);
+    println!("  hyper-parameters: {}", model.hyper_parameters());
+    let manifest = save_model(model.as_ref(), &split, a.seed, Some(fit_seconds), &a.out)
+        .with_context(|| format!("saving the model to {}", a.out.display()))?;
+    println!("wrote {} (vocabulary {}, {} items)", a.out.display(), manifest.vocabulary_hash, manifest.n_items);
+    Ok(())
+}
+
+fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
+    use tears::baselines::{EvalOptions, EvalSummary, evaluate_split, load_model};
+    let set: tears::data::EvalSet = a.set.parse()?;
+    let split = load_split(&a.split)?;
+    let model = load_model(&a.model, &split).with_context(|| format!("loading the model in {}", a.model.display()))?;
+    let options = EvalOptions { ks: a.k.clone(), batch_size: a.batch_size };
+    let started = Instant::now();
+    let report = evaluate_split(model.as_ref(), &split, set, &options)
+        .with_context(|| format!("evaluating {} on {} {}", model.kind(), split.meta.dataset, set.name()))?;
+    let summary = EvalSummary::new(model.kind(), &split.meta.dataset, set, &report);
+    println!(
+        "{} on {} ({}): {} users counted, {} excluded, in {:.2?}",
+        summary.model,
+        summary.dataset,
+        summary.set,
+        summary.users,
+        summary.excluded,
+        started.elapsed()
+    );
+    println!("{:>6}  {:>17}  {:>17}  {:>17}", "k", "recall", "plain_recall", "ndcg");
+    for r in &report.results {
+        println!(
+            "{:>6}  {:.4} ± {:.4}  {:.4} ± {:.4}  {:.4} ± {:.4}",
+            r.k,
+            r.recall.mean,
+            r.recall.std_err,
+            r.plain_recall.mean,
+            r.plain_recall.std_err,
+            r.ndcg.mean,
+            r.ndcg.std_err
+        );
+    }
+    if let Some(path) = &a.json {
+        let json = serde_json::to_vec_pretty(&summary)?;
+        tears::data::io::write_atomic(path, |w| {
+            w.write_all(&json)?;
+            w.write_all(b"\n")
+        })
+        .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// A tiny matrix product: proves a backend can allocate and run kernels.
 struct Probe;
 
@@ -375,6 +516,8 @@ fn main() {
         Command::Prepare(a) => cmd_prepare(*a),
         Command::Backends => cmd_backends(),
         Command::Summarize(a) => cmd_summarize(*a),
+        Command::Train(a) => cmd_train(a),
+        Command::Evaluate(a) => cmd_evaluate(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

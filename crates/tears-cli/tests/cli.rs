@@ -170,3 +170,93 @@ fn summarize_needs_a_summarizer() {
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("--template, or --llm-url"));
 }
+
+#[test]
+fn train_and_evaluate_baselines_end_to_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = dir.path().join("split");
+    let run = tears().args(["prepare", "--dataset", "synthetic", "--out"]).arg(&split).output().expect("prepare");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let mut ndcg20 = std::collections::HashMap::new();
+    for model in ["ease", "pop"] {
+        let out = dir.path().join(model);
+        let run = tears().args(["train", model, "--seed", "4", "--split"]).arg(&split).arg("--out").arg(&out).output();
+        let run = run.expect("train");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(stdout.contains("fitted") && stdout.contains('s'), "{stdout}");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("json");
+        assert_eq!(manifest["kind"], model);
+        assert_eq!(manifest["dataset"], "synthetic");
+        assert_eq!(manifest["seed"], 4);
+        let loaded = tears_data::Split::load(&split).expect("split");
+        assert_eq!(manifest["vocabulary_hash"], format!("{:016x}", loaded.vocabulary_hash()));
+
+        let json = dir.path().join(format!("{model}.json"));
+        let run = tears()
+            .args(["evaluate", "--k", "20,50", "--model"])
+            .arg(&out)
+            .arg("--split")
+            .arg(&split)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("evaluate");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(stdout.contains("ndcg") && stdout.contains("±"), "{stdout}");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json file")).expect("json");
+        let obj = v.as_object().expect("object");
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["dataset", "excluded", "metrics", "model", "set", "users"]);
+        assert_eq!(
+            (v["model"].as_str(), v["dataset"].as_str(), v["set"].as_str()),
+            (Some(model), Some("synthetic"), Some("test"))
+        );
+        assert_eq!(v["users"].as_u64(), Some(loaded.test.len() as u64));
+        assert_eq!(v["excluded"].as_u64(), Some(0));
+        let metrics = v["metrics"].as_object().expect("metrics");
+        let mut names: Vec<&str> = metrics.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["ndcg@20", "ndcg@50", "plain_recall@20", "plain_recall@50", "recall@20", "recall@50"]);
+        for (name, m) in metrics {
+            let mean = m["mean"].as_f64().expect("mean");
+            let stderr = m["stderr"].as_f64().expect("stderr");
+            assert!((0.0..=1.0).contains(&mean) && stderr > 0.0 && stderr < 0.1, "{name}: {m}");
+            assert_eq!(m.as_object().map(|o| o.len()), Some(2));
+        }
+        ndcg20.insert(model, metrics["ndcg@20"]["mean"].as_f64().expect("ndcg"));
+    }
+    assert!(ndcg20["ease"] > 1.3 * ndcg20["pop"], "{ndcg20:?}");
+
+    // A model evaluated against a split with another item vocabulary is refused.
+    let manifest_path = dir.path().join("ease").join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("json");
+    manifest["vocabulary_hash"] = serde_json::Value::from("0123456789abcdef");
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("ser")).expect("write");
+    let run = tears()
+        .args(["evaluate", "--model"])
+        .arg(dir.path().join("ease"))
+        .arg("--split")
+        .arg(&split)
+        .output()
+        .expect("evaluate");
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("vocabulary") && err.contains("0123456789abcdef"), "{err}");
+
+    // The memory guard reaches the command line.
+    let run = tears()
+        .args(["train", "ease", "--memory-limit-gib", "0.0000001", "--split"])
+        .arg(&split)
+        .arg("--out")
+        .arg(dir.path().join("big"))
+        .output()
+        .expect("train");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("memory limit"));
+}

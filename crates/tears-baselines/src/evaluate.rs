@@ -1,0 +1,186 @@
+//! Batched evaluation of a [`Recommender`] on validation or test users: score the fold-in rows in
+//! batches, mask every fold-in item as seen, rank, and aggregate Recall@k, plain recall@k and
+//! NDCG@k with `tears-metrics`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tears_data::{EvalSet, EvalUsers, Interactions, Split, UserRows, Values};
+use tears_metrics::{AccuracyReport, DEFAULT_KS, Evaluator, MetricsError};
+
+use crate::error::{BaselineError, Result};
+use crate::recommender::Recommender;
+
+/// Options of [`evaluate_model`].
+///
+/// ```
+/// let options = tears_baselines::EvalOptions::default();
+/// assert_eq!(options.ks, vec![10, 20, 50, 100]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalOptions {
+    /// Cut-offs.
+    pub ks: Vec<usize>,
+    /// Users scored at once.
+    pub batch_size: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { ks: DEFAULT_KS.to_vec(), batch_size: 1024 }
+    }
+}
+
+/// Rows `start..end` of `rows` as their own [`UserRows`].
+///
+/// ```
+/// use tears_baselines::evaluate::slice_rows;
+/// use tears_data::split::{Rating, UserRows};
+/// let mut rows = UserRows::new();
+/// for u in 0..3 { rows.push(u, [Rating { item: u as u32, rating: 5.0, timestamp: 0 }]); }
+/// let s = slice_rows(&rows, 1..3);
+/// assert_eq!(s.users, vec![1, 2]);
+/// assert_eq!(s.row(0)[0].item, 1);
+/// ```
+pub fn slice_rows(rows: &UserRows, range: std::ops::Range<usize>) -> UserRows {
+    let mut out = UserRows::new();
+    for r in range.start.min(rows.len())..range.end.min(rows.len()) {
+        out.push(rows.users[r], rows.row(r).iter().copied());
+    }
+    out
+}
+
+/// Scores `users` with `model` in batches, masks each user's fold-in items (every fold-in rating,
+/// positive or not, is a seen item) and reports accuracy at `options.ks`. Users without
+/// held-out items are excluded (counted in `excluded`).
+///
+/// ```
+/// use tears_baselines::{evaluate_model, EvalOptions, Popularity};
+/// use tears_data::{prepare, DatasetName, PrepareOptions};
+///
+/// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
+/// let model = Popularity::fit_split(&split)?;
+/// let report = evaluate_model(&model, &split.test, &EvalOptions::default())?;
+/// let at20 = report.at(20).expect("k = 20");
+/// assert!(at20.ndcg.mean > 0.0 && at20.ndcg.counted > 0);
+/// # Ok::<(), tears_baselines::BaselineError>(())
+/// ```
+///
+/// # Errors
+/// A zero batch size or cut-off, a score buffer of the wrong size, an item out of range.
+pub fn evaluate_model(model: &dyn Recommender, users: &EvalUsers, options: &EvalOptions) -> Result<AccuracyReport> {
+    if options.batch_size == 0 {
+        return Err(BaselineError::Config("batch size must be at least 1".into()));
+    }
+    let n = model.n_items();
+    let seen = Interactions::from_rows(&users.foldin, n, Values::Seen)?;
+    let heldout = Interactions::from_rows(&users.heldout, n, Values::Seen)?;
+    if users.heldout.len() != users.foldin.len() {
+        return Err(MetricsError::SizeMismatch {
+            what: "held-out rows",
+            expected: users.foldin.len(),
+            found: users.heldout.len(),
+        }
+        .into());
+    }
+    let mut ev = Evaluator::new(&options.ks)?;
+    let mut start = 0;
+    while start < users.len() {
+        let end = (start + options.batch_size).min(users.len());
+        let batch = slice_rows(&users.foldin, start..end);
+        let scores = model.score(&batch)?;
+        let matrix = tears_metrics::ScoreMatrix::new(&scores, end - start, n)?;
+        let seen_lists: Vec<&[usize]> = (start..end).map(|r| seen.row_items(r)).collect();
+        let heldout_lists: Vec<&[usize]> = (start..end).map(|r| heldout.row_items(r)).collect();
+        ev.add(&matrix, &seen_lists, &heldout_lists)?;
+        start = end;
+    }
+    Ok(ev.report())
+}
+
+/// A mean and its standard error, as written in evaluation JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeanStderr {
+    /// Mean over counted users.
+    pub mean: f64,
+    /// Standard error (population std / sqrt(n)).
+    pub stderr: f64,
+}
+
+/// The evaluation JSON written by `tears evaluate --json`:
+/// `{"model", "dataset", "set", "users", "excluded", "metrics": {"recall@K": {"mean", "stderr"}, ...}}`
+/// with keys `recall@K`, `plain_recall@K` and `ndcg@K` for every cut-off.
+///
+/// ```
+/// use tears_baselines::{evaluate_split, EvalOptions, EvalSummary, Popularity};
+/// use tears_data::{prepare, DatasetName, EvalSet, PrepareOptions};
+///
+/// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
+/// let model = Popularity::fit_split(&split)?;
+/// let options = EvalOptions { ks: vec![20], ..EvalOptions::default() };
+/// let report = evaluate_split(&model, &split, EvalSet::Test, &options)?;
+/// let summary = EvalSummary::new("pop", &split.meta.dataset, EvalSet::Test, &report);
+/// assert!(summary.metrics.contains_key("plain_recall@20"));
+/// # Ok::<(), tears_baselines::BaselineError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    /// Model kind.
+    pub model: String,
+    /// Dataset name of the split.
+    pub dataset: String,
+    /// `"test"` or `"validation"`.
+    pub set: String,
+    /// Users counted (with held-out items).
+    pub users: usize,
+    /// Users excluded (no held-out items).
+    pub excluded: usize,
+    /// `recall@K`, `plain_recall@K`, `ndcg@K`.
+    pub metrics: BTreeMap<String, MeanStderr>,
+}
+
+impl EvalSummary {
+    /// The summary of `report`.
+    pub fn new(model: &str, dataset: &str, set: EvalSet, report: &AccuracyReport) -> Self {
+        let mut metrics = BTreeMap::new();
+        let (mut users, mut excluded) = (0, 0);
+        for r in &report.results {
+            users = r.ndcg.counted;
+            excluded = r.ndcg.excluded;
+            for (name, a) in [("recall", r.recall), ("plain_recall", r.plain_recall), ("ndcg", r.ndcg)] {
+                metrics.insert(format!("{name}@{}", r.k), MeanStderr { mean: a.mean, stderr: a.std_err });
+            }
+        }
+        EvalSummary {
+            model: model.to_string(),
+            dataset: dataset.to_string(),
+            set: set.name().to_string(),
+            users,
+            excluded,
+            metrics,
+        }
+    }
+}
+
+/// [`evaluate_model`] on `split`'s validation or test users, checking that the model scores the
+/// split's items.
+///
+/// # Errors
+/// [`MetricsError::SizeMismatch`] when the model's item count differs from the split's; as
+/// [`evaluate_model`].
+pub fn evaluate_split(
+    model: &dyn Recommender,
+    split: &Split,
+    set: EvalSet,
+    options: &EvalOptions,
+) -> Result<AccuracyReport> {
+    if model.n_items() != split.n_items() {
+        return Err(MetricsError::SizeMismatch {
+            what: "model items",
+            expected: split.n_items(),
+            found: model.n_items(),
+        }
+        .into());
+    }
+    evaluate_model(model, split.eval(set), options)
+}
