@@ -53,19 +53,7 @@ impl History {
 
     /// The history of an evaluation user's window (`EvalUsers::windows[i]`), without tags.
     pub fn from_window(window: &[WindowEntry]) -> Self {
-        Self::from_items(
-            window
-                .iter()
-                .map(|w| HistoryItem {
-                    title: w.title.clone(),
-                    year: w.year,
-                    genres: w.genres.clone(),
-                    tags: Vec::new(),
-                    rating: w.rating,
-                    timestamp: w.timestamp,
-                })
-                .collect(),
-        )
+        Self::from_items(window.iter().map(|w| window_item(w, Vec::new())).collect())
     }
 
     /// The window of the `index`-th user of `set`, with the tags of in-vocabulary items taken
@@ -80,28 +68,9 @@ impl History {
     /// # Ok::<(), tears_data::DataError>(())
     /// ```
     pub fn from_eval_user(split: &Split, set: EvalSet, index: usize) -> Option<Self> {
-        let users = match set {
-            EvalSet::Validation => &split.validation,
-            EvalSet::Test => &split.test,
-        };
-        let window = users.windows.get(index)?;
-        Some(Self::from_items(
-            window
-                .iter()
-                .map(|w| HistoryItem {
-                    title: w.title.clone(),
-                    year: w.year,
-                    genres: w.genres.clone(),
-                    tags: w
-                        .item
-                        .and_then(|j| split.items.get(j as usize))
-                        .map(|it| it.tags.clone())
-                        .unwrap_or_default(),
-                    rating: w.rating,
-                    timestamp: w.timestamp,
-                })
-                .collect(),
-        ))
+        let window = split.eval(set).windows.get(index)?;
+        let tags = |w: &WindowEntry| w.item.and_then(|j| split.items.get(j as usize)).map(|it| it.tags.clone());
+        Some(Self::from_items(window.iter().map(|w| window_item(w, tags(w).unwrap_or_default())).collect()))
     }
 
     /// All training ratings of the `index`-th training user (`split.train`), with item metadata
@@ -219,4 +188,16 @@ pub fn user_histories(split: &Split, set: UserSet) -> Vec<(u64, History)> {
         }
     }
     out
+}
+
+/// A window entry as a history item with the given tags.
+fn window_item(w: &WindowEntry, tags: Vec<String>) -> HistoryItem {
+    HistoryItem {
+        title: w.title.clone(),
+        year: w.year,
+        genres: w.genres.clone(),
+        tags,
+        rating: w.rating,
+        timestamp: w.timestamp,
+    }
 }
