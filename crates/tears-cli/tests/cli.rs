@@ -87,25 +87,23 @@ fn summarize_with_the_template_writes_every_user_and_resumes() {
     let dir = tempfile::tempdir().expect("tmp");
     let split_dir = synthetic_split(dir.path());
     let out = dir.path().join("s.jsonl");
-    let run = tears()
-        .args(["summarize", "--template", "--set", "test", "--no-progress", "--split"])
-        .arg(&split_dir)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run");
+    // The same command twice: the second run must find every user already summarized.
+    let summarize = || {
+        tears()
+            .args(["summarize", "--template", "--set", "test", "--no-progress", "--split"])
+            .arg(&split_dir)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run")
+    };
+    let run = summarize();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let split = tears_data::Split::load(&split_dir).expect("split");
     let stored = tears_data::StoredSummaries::load(&out).expect("summaries");
     assert_eq!(stored.len(), split.test.len());
     assert!(split.test.users().iter().all(|u| stored.get(*u).is_some_and(|t| t.starts_with("Summary: "))));
-    let run = tears()
-        .args(["summarize", "--template", "--set", "test", "--no-progress", "--split"])
-        .arg(&split_dir)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run");
+    let run = summarize();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         stdout.contains(" 0 summarized") && stdout.contains(&format!("{} already in", split.test.len())),
