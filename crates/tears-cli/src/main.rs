@@ -25,8 +25,10 @@ enum Command {
     /// Write a summary of every user of a split (LLM or template), from the ratings a summarizer
     /// may see; resumable: finished users in --out are skipped.
     Summarize(Box<SummarizeArgs>),
-    /// Fit a baseline (ease or pop) on a split's training users and save it to a model directory.
-    Train(TrainArgs),
+    /// Fit a baseline (ease, pop) or train a VAE backbone (multdae, multvae, recvae, macridvae)
+    /// on a split's training users and save it to a model directory (backbones checkpoint every
+    /// epoch and resume).
+    Train(Box<TrainArgs>),
     /// Evaluate a saved model on a split's test or validation users.
     Evaluate(EvaluateArgs),
 }
@@ -88,7 +90,7 @@ struct SummarizeArgs {
 
 #[derive(Debug, Args)]
 struct TrainArgs {
-    /// ease or pop.
+    /// ease, pop, multdae, multvae, recvae or macridvae.
     model: String,
     /// Split directory written by `tears prepare`.
     #[arg(long)]
@@ -108,6 +110,31 @@ struct TrainArgs {
     /// EASE: refuse catalogues whose items² × 8 bytes exceed this many GiB.
     #[arg(long, default_value_t = 8.0)]
     memory_limit_gib: f64,
+    /// Backbones: epochs (default: the reference schedule, 200 for multdae and multvae, 50 for
+    /// recvae, 100 for macridvae).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Backbones: stop after this many epochs without a better validation NDCG (0: never).
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    /// Backbones: users per mini-batch.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Backbones: Adam learning rate (default: the backbone's reference value).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Backbones: the cut-off of the validation NDCG that selects the best epoch.
+    #[arg(long, default_value_t = 100)]
+    select_k: usize,
+    /// Backbones: flex, ndarray or cuda.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Backbones: ignore a checkpoint in --out and start over.
+    #[arg(long)]
+    restart: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +157,9 @@ struct EvaluateArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Backend that scores backbones: flex, ndarray or cuda.
+    #[arg(long, default_value = "flex")]
+    backend: String,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +412,9 @@ fn load_split(dir: &std::path::Path) -> Result<tears::data::Split> {
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
     use tears::baselines::{Ease, EaseConfig, Fit, Popularity, Recommender, save_model};
+    if let Ok(kind) = a.model.parse::<tears::vae::BackboneKind>() {
+        return cmd_train_backbone(kind, &a);
+    }
     let split = load_split(&a.split)?;
     let bar = spinner(format!("fitting {} on {} ({} items)", a.model, split.meta.dataset, split.n_items()));
     let started = Instant::now();
@@ -409,7 +442,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             })
         }
         "pop" | "popularity" => Popularity::fit(&split, &(), a.seed).map(|m| Box::new(m) as Box<dyn Recommender>),
-        other => anyhow::bail!("unknown model {other:?} (expected ease or pop)"),
+        other => anyhow::bail!("unknown model {other:?} (expected ease, pop, multdae, multvae, recvae or macridvae)"),
     }
     .map_err(anyhow::Error::from);
     bar.finish_and_clear();
@@ -423,11 +456,105 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Trains a VAE backbone on the chosen backend.
+struct BackboneTrainJob {
+    model: tears::vae::ModelConfig,
+    split: tears::data::Split,
+    train: tears::vae::TrainConfig,
+    run: tears::vae::RunOptions,
+}
+
+impl tears::backend::BackendJob for BackboneTrainJob {
+    type Output = tears::vae::Result<(Box<dyn tears::baselines::Recommender>, tears::vae::TrainReport)>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        tears::vae::fit_config::<B>(&self.model, &self.split, &self.train, &self.run, &device)
+    }
+}
+
+fn cmd_train_backbone(kind: tears::vae::BackboneKind, a: &TrainArgs) -> Result<()> {
+    let backend: tears::backend::BackendKind = a.backend.parse()?;
+    let split = load_split(&a.split)?;
+    let defaults = kind.default_train();
+    let train = tears::vae::TrainConfig {
+        epochs: a.epochs.unwrap_or(defaults.epochs),
+        batch_size: a.batch_size,
+        lr: a.lr.unwrap_or(defaults.lr),
+        patience: (a.patience > 0).then_some(a.patience),
+        select_k: a.select_k,
+        seed: a.seed,
+        ..defaults
+    };
+    let model = kind.default_model();
+    println!(
+        "training {kind} on {} ({} training users, {} items) with {}: {} epochs, batch {}, lr {}",
+        split.meta.dataset,
+        split.train.len(),
+        split.n_items(),
+        backend.describe(),
+        train.epochs,
+        train.batch_size,
+        train.lr
+    );
+    let run = tears::vae::RunOptions { out_dir: Some(a.out.clone()), resume: !a.restart, progress: !a.no_progress };
+    let started = Instant::now();
+    let job = BackboneTrainJob { model, split, train, run };
+    let (_, report) =
+        tears::backend::run(backend, job)?.with_context(|| format!("training {kind} on {}", a.split.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if report.resumed_after > 0 {
+        println!("resumed after epoch {}", report.resumed_after);
+    }
+    let new_epochs = report.history.iter().filter(|e| e.epoch > report.resumed_after).collect::<Vec<_>>();
+    let train_s: f64 = new_epochs.iter().map(|e| e.train_seconds).sum();
+    let eval_s: f64 = new_epochs.iter().map(|e| e.eval_seconds).sum();
+    println!(
+        "{} epochs{} in {seconds:.1}s ({:.3}s training + {:.3}s validation per epoch)",
+        report.history.len(),
+        if report.summary.stopped_early { " (stopped early)" } else { "" },
+        train_s / new_epochs.len().max(1) as f64,
+        eval_s / new_epochs.len().max(1) as f64
+    );
+    match report.summary.best_validation_ndcg {
+        Some(v) => println!("best epoch {}: validation ndcg@{} {v:.4}", report.summary.best_epoch, a.select_k),
+        None => println!("no validation users: kept the last epoch"),
+    }
+    println!("wrote {} (weights.mpk, manifest.json, train_log.json, checkpoint/)", a.out.display());
+    Ok(())
+}
+
+/// Loads a VAE backbone's model directory on the chosen backend.
+struct BackboneLoadJob<'a> {
+    dir: &'a std::path::Path,
+    split: &'a tears::data::Split,
+}
+
+impl tears::backend::BackendJob for BackboneLoadJob<'_> {
+    type Output = tears::vae::Result<Box<dyn tears::baselines::Recommender>>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        tears::vae::load::<B::InnerBackend>(self.dir, self.split, &device)
+    }
+}
+
+/// Loads any saved model: a baseline, or a backbone on `backend`.
+fn load_any_model(
+    dir: &std::path::Path,
+    split: &tears::data::Split,
+    backend: &str,
+) -> Result<Box<dyn tears::baselines::Recommender>> {
+    let manifest = tears::baselines::Manifest::read(dir)?;
+    if manifest.kind.parse::<tears::vae::BackboneKind>().is_ok() {
+        let backend: tears::backend::BackendKind = backend.parse()?;
+        return Ok(tears::backend::run(backend, BackboneLoadJob { dir, split })??);
+    }
+    Ok(tears::baselines::load_model(dir, split)?)
+}
+
 fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
-    use tears::baselines::{EvalOptions, EvalSummary, evaluate_split, load_model};
+    use tears::baselines::{EvalOptions, EvalSummary, evaluate_split};
     let set: tears::data::EvalSet = a.set.parse()?;
     let split = load_split(&a.split)?;
-    let model = load_model(&a.model, &split).with_context(|| format!("loading the model in {}", a.model.display()))?;
+    let model = load_any_model(&a.model, &split, &a.backend)
+        .with_context(|| format!("loading the model in {}", a.model.display()))?;
     let options = EvalOptions { ks: a.k.clone(), batch_size: a.batch_size };
     let started = Instant::now();
     let report = evaluate_split(model.as_ref(), &split, set, &options)
@@ -516,7 +643,7 @@ fn main() {
         Command::Prepare(a) => cmd_prepare(*a),
         Command::Backends => cmd_backends(),
         Command::Summarize(a) => cmd_summarize(*a),
-        Command::Train(a) => cmd_train(a),
+        Command::Train(a) => cmd_train(*a),
         Command::Evaluate(a) => cmd_evaluate(a),
     };
     if let Err(e) = result {

@@ -258,3 +258,65 @@ fn train_and_evaluate_baselines_end_to_end() {
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("memory limit"));
 }
+
+#[test]
+fn train_a_backbone_resume_it_and_evaluate_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = synthetic_split(dir.path());
+    let out = dir.path().join("multvae");
+    let train = |epochs: &str| {
+        tears()
+            .args(["train", "multvae", "--epochs", epochs, "--patience", "0", "--no-progress", "--split"])
+            .arg(&split)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("train")
+    };
+    let run = train("2");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("2 epochs") && stdout.contains("best epoch"), "{stdout}");
+    // Asking for more epochs continues from the checkpoint.
+    let run = train("3");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("resumed after epoch 2") && stdout.contains("3 epochs"), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["kind"], "multvae");
+    assert_eq!(manifest["hyper_parameters"]["model"]["latent"], 200);
+    assert_eq!(manifest["hyper_parameters"]["summary"]["epochs_run"], 3);
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train_log.json")).expect("log")).expect("json");
+    assert_eq!(log.as_array().map(Vec::len), Some(3));
+
+    let json = dir.path().join("multvae.json");
+    let run = tears()
+        .args(["evaluate", "--k", "20", "--model"])
+        .arg(&out)
+        .arg("--split")
+        .arg(&split)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("evaluate");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json file")).expect("json");
+    assert_eq!(v["model"], "multvae");
+    let ndcg = v["metrics"]["ndcg@20"]["mean"].as_f64().expect("ndcg");
+    assert!(ndcg > 0.0 && ndcg <= 1.0, "{v}");
+
+    // A backend this build lacks is a clear error, not a panic.
+    if !cfg!(feature = "cuda") {
+        let run = tears()
+            .args(["evaluate", "--backend", "cuda", "--model"])
+            .arg(&out)
+            .arg("--split")
+            .arg(&split)
+            .output()
+            .expect("evaluate");
+        assert_eq!(run.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&run.stderr).contains("cuda"));
+    }
+}

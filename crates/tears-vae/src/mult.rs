@@ -1,0 +1,194 @@
+//! Mult-DAE and Mult-VAE (Liang, Krishnan, Hoffman, Jebara, WWW 2018).
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Trainable};
+use crate::config::{BackboneKind, ModelConfig, MultDaeConfig, MultVaeConfig};
+use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm};
+
+/// Mult-DAE: `x → normalise → dropout → tanh(W₁ x + b₁) → W₂ h + b₂`.
+///
+/// The "latent" is the tanh hidden layer; the encoder is deterministic (no log-variance).
+#[derive(Module, Debug)]
+pub struct MultDae<B: Backend> {
+    /// `items → hidden`.
+    pub encoder: Linear<B>,
+    /// `hidden → items`.
+    pub decoder: Linear<B>,
+    #[module(skip)]
+    config: MultDaeConfig,
+    #[module(skip)]
+    n_items: usize,
+}
+
+impl<B: Backend> MultDae<B> {
+    /// A freshly initialised model over `n_items` items.
+    pub fn new(config: &MultDaeConfig, n_items: usize, seed: u64, device: &B::Device) -> Self {
+        let mut init = Init::<B>::new(seed, device);
+        MultDae {
+            encoder: init.linear(n_items, config.hidden),
+            decoder: init.linear(config.hidden, n_items),
+            config: *config,
+            n_items,
+        }
+    }
+}
+
+impl<B: Backend> Backbone<B> for MultDae<B> {
+    fn kind(&self) -> BackboneKind {
+        BackboneKind::MultDae
+    }
+
+    fn model_config(&self) -> ModelConfig {
+        ModelConfig::MultDae(self.config)
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn latent(&self) -> LatentShape {
+        LatentShape { concepts: 1, dim: self.config.hidden }
+    }
+
+    fn encode(&self, x: Tensor<B, 2>, mode: Mode<'_>) -> Posterior<B> {
+        let h = mode.dropout(l2_normalize_rows(x), self.config.dropout);
+        Posterior { mu: self.encoder.forward(h).tanh(), logvar: None }
+    }
+
+    fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
+        self.decoder.forward(z)
+    }
+
+    fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
+        let posterior = self.encode(x.clone(), mode);
+        let logits = self.decode(posterior.mu, mode);
+        let nll = multinomial_nll(logits, x).mean();
+        let penalty =
+            weight_sq_norm(&self.encoder).add(weight_sq_norm(&self.decoder)).mul_scalar(self.config.weight_decay);
+        Loss { total: nll.clone().add(penalty.clone()), nll, regularizer: penalty }
+    }
+
+    fn freeze_encoder(mut self) -> Self {
+        self.encoder = self.encoder.no_grad();
+        self
+    }
+}
+
+impl<B: AutodiffBackend> Trainable<B> for MultDae<B> {
+    fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, &self.encoder)
+    }
+
+    fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, &self.decoder)
+    }
+}
+
+/// Mult-VAE's encoder: `items → hidden (tanh) → 2·latent`, split into `(mu, logvar)`.
+#[derive(Module, Debug)]
+pub struct MultVaeEncoder<B: Backend> {
+    /// `items → hidden`.
+    pub hidden: Linear<B>,
+    /// `hidden → 2·latent`.
+    pub out: Linear<B>,
+}
+
+/// Mult-VAE's decoder: `latent → hidden (tanh) → items`.
+#[derive(Module, Debug)]
+pub struct MultVaeDecoder<B: Backend> {
+    /// `latent → hidden`.
+    pub hidden: Linear<B>,
+    /// `hidden → items`.
+    pub out: Linear<B>,
+}
+
+/// Mult-VAE: a Gaussian encoder, a multinomial decoder and an annealed KL weight.
+#[derive(Module, Debug)]
+pub struct MultVae<B: Backend> {
+    /// The inference network.
+    pub encoder: MultVaeEncoder<B>,
+    /// The generative network.
+    pub decoder: MultVaeDecoder<B>,
+    #[module(skip)]
+    config: MultVaeConfig,
+    #[module(skip)]
+    n_items: usize,
+}
+
+impl<B: Backend> MultVae<B> {
+    /// A freshly initialised model over `n_items` items.
+    pub fn new(config: &MultVaeConfig, n_items: usize, seed: u64, device: &B::Device) -> Self {
+        let mut init = Init::<B>::new(seed, device);
+        let encoder = MultVaeEncoder {
+            hidden: init.linear(n_items, config.hidden),
+            out: init.linear(config.hidden, 2 * config.latent),
+        };
+        let decoder = MultVaeDecoder {
+            hidden: init.linear(config.latent, config.hidden),
+            out: init.linear(config.hidden, n_items),
+        };
+        MultVae { encoder, decoder, config: *config, n_items }
+    }
+}
+
+impl<B: Backend> Backbone<B> for MultVae<B> {
+    fn kind(&self) -> BackboneKind {
+        BackboneKind::MultVae
+    }
+
+    fn model_config(&self) -> ModelConfig {
+        ModelConfig::MultVae(self.config)
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn latent(&self) -> LatentShape {
+        LatentShape { concepts: 1, dim: self.config.latent }
+    }
+
+    fn encode(&self, x: Tensor<B, 2>, mode: Mode<'_>) -> Posterior<B> {
+        let h = mode.dropout(l2_normalize_rows(x), self.config.dropout);
+        let h = self.encoder.hidden.forward(h).tanh();
+        let out = self.encoder.out.forward(h);
+        let l = self.config.latent;
+        Posterior { mu: out.clone().narrow(1, 0, l), logvar: Some(out.narrow(1, l, l)) }
+    }
+
+    fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
+        self.decoder.out.forward(self.decoder.hidden.forward(z).tanh())
+    }
+
+    fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B> {
+        let posterior = self.encode(x.clone(), mode);
+        let z = self.sample(&posterior, mode);
+        let nll = multinomial_nll(self.decode(z, mode), x).mean();
+        let kl = match posterior.logvar {
+            Some(logvar) => kl_standard_normal(posterior.mu, logvar).mean(),
+            None => nll.zeros_like(),
+        };
+        let regularizer = kl.mul_scalar(beta);
+        Loss { total: nll.clone().add(regularizer.clone()), nll, regularizer }
+    }
+
+    fn freeze_encoder(mut self) -> Self {
+        self.encoder = self.encoder.no_grad();
+        self
+    }
+}
+
+impl<B: AutodiffBackend> Trainable<B> for MultVae<B> {
+    fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, &self.encoder)
+    }
+
+    fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, &self.decoder)
+    }
+}

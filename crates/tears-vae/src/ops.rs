@@ -1,0 +1,184 @@
+//! Tensor building blocks shared by the backbones: row normalisation, the multinomial
+//! log-likelihood, Gaussian log-densities and KL terms, log-sum-exp, and seeded initialisation.
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::nn::Linear;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// `ln(2π)`.
+pub const LN_2PI: f32 = 1.837_877_1;
+
+/// Divides each row by its L2 norm plus `1e-10` (an all-zero row stays zero).
+pub fn l2_normalize_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-10);
+    x.div(norm)
+}
+
+/// Per-user multinomial negative log-likelihood, `−Σ_i x_ui · log_softmax(logits_u)_i`, shape `[batch]`.
+pub fn multinomial_nll<B: Backend>(logits: Tensor<B, 2>, x: Tensor<B, 2>) -> Tensor<B, 1> {
+    log_softmax(logits, 1).mul(x).sum_dim(1).neg().squeeze_dim(1)
+}
+
+/// `log Σ exp(x)` along `dim` (kept as a size-1 dimension), computed stably.
+pub fn logsumexp<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    let max = x.clone().max_dim(dim).detach();
+    x.sub(max.clone()).exp().sum_dim(dim).log().add(max)
+}
+
+/// Element-wise `log N(z; mu, exp(logvar))`.
+pub fn log_normal<B: Backend, const D: usize>(z: Tensor<B, D>, mu: Tensor<B, D>, logvar: Tensor<B, D>) -> Tensor<B, D> {
+    let sq = z.sub(mu).powi_scalar(2);
+    sq.div(logvar.clone().exp()).add(logvar).add_scalar(LN_2PI).mul_scalar(-0.5)
+}
+
+/// Element-wise `log N(z; 0, e^logvar)` for a constant `logvar`.
+pub fn log_normal_const<B: Backend, const D: usize>(z: Tensor<B, D>, logvar: f32) -> Tensor<B, D> {
+    z.powi_scalar(2).mul_scalar(-0.5 * (-logvar).exp()).add_scalar(-0.5 * (logvar + LN_2PI))
+}
+
+/// Per-user `KL(N(mu, e^logvar) || N(0, I))`, summed over latent dimensions, shape `[batch]`.
+pub fn kl_standard_normal<B: Backend>(mu: Tensor<B, 2>, logvar: Tensor<B, 2>) -> Tensor<B, 1> {
+    let terms = logvar.clone().exp().sub(logvar).add(mu.powi_scalar(2)).sub_scalar(1.0);
+    terms.sum_dim(1).mul_scalar(0.5).squeeze_dim(1)
+}
+
+/// The seeded initialiser of a model: Glorot-uniform weights and `N(0, 0.001²)` biases, drawn on
+/// the host from one ChaCha8 stream so that the same seed gives the same model on every backend.
+#[derive(Debug)]
+pub struct Init<'d, B: Backend> {
+    rng: ChaCha8Rng,
+    device: &'d B::Device,
+}
+
+impl<'d, B: Backend> Init<'d, B> {
+    /// An initialiser for `seed` on `device`.
+    pub fn new(seed: u64, device: &'d B::Device) -> Self {
+        Init { rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1A17_0000_0001), device }
+    }
+
+    /// The device parameters are created on.
+    pub fn device(&self) -> &'d B::Device {
+        self.device
+    }
+
+    /// A `[rows, cols]` matrix with Glorot-uniform entries, `U(−a, a)`, `a = √(6 / (rows + cols))`.
+    pub fn glorot(&mut self, rows: usize, cols: usize) -> Tensor<B, 2> {
+        let a = (6.0 / (rows + cols) as f64).sqrt() as f32;
+        let data: Vec<f32> = (0..rows * cols).map(|_| self.rng.random_range(-a..a)).collect();
+        Tensor::from_data(TensorData::new(data, [rows, cols]), self.device)
+    }
+
+    /// A vector of `N(0, std²)` entries.
+    pub fn normal(&mut self, len: usize, std: f32) -> Tensor<B, 1> {
+        let data: Vec<f32> = (0..len)
+            .map(|_| {
+                let u1: f32 = 1.0 - self.rng.random::<f32>();
+                let u2: f32 = self.rng.random();
+                std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(data, [len]), self.device)
+    }
+
+    /// A dense layer `[d_in → d_out]` (burn's row layout: `y = x W + b`) with Glorot weights and
+    /// `N(0, 0.001²)` biases.
+    pub fn linear(&mut self, d_in: usize, d_out: usize) -> Linear<B> {
+        let weight = Param::from_tensor(self.glorot(d_in, d_out));
+        let bias = Param::from_tensor(self.normal(d_out, 0.001));
+        Linear { weight, bias: Some(bias) }
+    }
+}
+
+/// A copy of `module` whose parameters have new ids and do not require gradients: a frozen
+/// snapshot that optimisers never confuse with the original (RecVAE's prior encoder).
+pub fn frozen_copy<B: Backend, M: Module<B>>(module: &M) -> M {
+    struct Fresh;
+    impl<B: Backend> ModuleMapper<B> for Fresh {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (_, tensor, mapper) = param.consume();
+            Param::from_mapped_value(ParamId::new(), tensor.detach(), mapper).set_require_grad(false)
+        }
+    }
+    module.clone().map(&mut Fresh)
+}
+
+/// A trainable copy of a parameter under a new id.
+pub fn param_copy<B: Backend, const D: usize>(param: &Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+    Param::initialized(ParamId::new(), param.val().detach().require_grad())
+}
+
+/// Sum of squared entries of a layer's weight matrix (not its bias).
+pub fn weight_sq_norm<B: Backend>(layer: &Linear<B>) -> Tensor<B, 1> {
+    layer.weight.val().powi_scalar(2).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    type T = Flex;
+
+    fn t2(rows: &[&[f32]]) -> Tensor<T, 2> {
+        let cols = rows[0].len();
+        let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_data(TensorData::new(data, [rows.len(), cols]), &Default::default())
+    }
+
+    fn v(t: Tensor<T, 1>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap_or_default()
+    }
+
+    #[test]
+    fn kl_matches_the_closed_form() {
+        // KL(N(mu, s²) || N(0,1)) = 0.5 (s² + mu² − 1 − ln s²)
+        let mu = t2(&[&[0.5, -1.0], &[0.0, 0.0]]);
+        let logvar = t2(&[&[0.2f32.ln(), 0.0], &[0.0, 2.0]]);
+        let kl = v(kl_standard_normal(mu, logvar));
+        let e0 = 0.5 * (0.2 + 0.25 - 1.0 - 0.2f32.ln()) + 0.5 * (1.0 + 1.0 - 1.0);
+        let e1 = 0.5 * (2.0f32.exp() - 1.0 - 2.0);
+        assert!((kl[0] - e0).abs() < 1e-5 && (kl[1] - e1).abs() < 1e-5, "{kl:?} vs {e0} {e1}");
+    }
+
+    #[test]
+    fn log_normal_matches_the_density() {
+        let z = t2(&[&[0.3, -2.0]]);
+        let mu = t2(&[&[0.1, 1.0]]);
+        let logvar = t2(&[&[0.5, -1.0]]);
+        let got = v(log_normal(z, mu, logvar).reshape([2]));
+        for (k, (z, mu, lv)) in [(0.3f32, 0.1f32, 0.5f32), (-2.0, 1.0, -1.0)].into_iter().enumerate() {
+            let var = lv.exp();
+            let expected = -0.5 * ((2.0 * std::f32::consts::PI * var).ln() + (z - mu).powi(2) / var);
+            assert!((got[k] - expected).abs() < 1e-5);
+        }
+        let c = v(log_normal_const(t2(&[&[1.5]]), 10.0).reshape([1]));
+        let expected = -0.5 * ((2.0 * std::f32::consts::PI).ln() + 10.0 + 2.25 / 10f32.exp());
+        assert!((c[0] - expected).abs() < 1e-5);
+    }
+
+    #[test]
+    fn nll_logsumexp_and_normalisation() {
+        let logits = t2(&[&[1.0, 2.0, 3.0]]);
+        let x = t2(&[&[1.0, 0.0, 1.0]]);
+        let lse = (1f32.exp() + 2f32.exp() + 3f32.exp()).ln();
+        let nll = v(multinomial_nll(logits.clone(), x));
+        assert!((nll[0] - (2.0 * lse - 4.0)).abs() < 1e-5);
+        let l = v(logsumexp(logits, 1).reshape([1]));
+        assert!((l[0] - lse).abs() < 1e-5);
+        let n = l2_normalize_rows(t2(&[&[3.0, 4.0], &[0.0, 0.0]])).into_data().to_vec::<f32>().unwrap_or_default();
+        assert!((n[0] - 0.6).abs() < 1e-6 && (n[1] - 0.8).abs() < 1e-6 && n[2] == 0.0 && n[3] == 0.0);
+    }
+
+    #[test]
+    fn init_is_seeded_and_within_bounds() {
+        let device = Default::default();
+        let a = Init::<T>::new(5, &device).glorot(30, 20).into_data();
+        let b = Init::<T>::new(5, &device).glorot(30, 20).into_data();
+        assert_eq!(a, b);
+        let bound = (6.0f32 / 50.0).sqrt();
+        assert!(a.to_vec::<f32>().unwrap_or_default().iter().all(|x| x.abs() <= bound));
+    }
+}

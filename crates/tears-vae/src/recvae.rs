@@ -1,0 +1,164 @@
+//! RecVAE (Shenbin, Alekseev, Tutubalina, Malykh, Nikolenko, WSDM 2020).
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Schedule, Trainable};
+use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
+use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll};
+
+/// RecVAE's encoder: densely connected swish layers, each followed by LayerNorm,
+/// `h_k = LN(swish(W_k h_{k−1} + h_1 + … + h_{k−1}))`, then linear maps to `mu` and `logvar`.
+#[derive(Module, Debug)]
+pub struct RecVaeEncoder<B: Backend> {
+    /// The dense layers (`items → hidden`, then `hidden → hidden`).
+    pub layers: Vec<Linear<B>>,
+    /// One LayerNorm (epsilon 0.1) after each dense layer.
+    pub norms: Vec<LayerNorm<B>>,
+    /// `hidden → latent` mean.
+    pub mu: Linear<B>,
+    /// `hidden → latent` log-variance.
+    pub logvar: Linear<B>,
+}
+
+impl<B: Backend> RecVaeEncoder<B> {
+    /// The posterior of already normalised (and possibly dropped-out) input rows.
+    pub fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let mut sum: Option<Tensor<B, 2>> = None;
+        let mut h = x;
+        for (layer, norm) in self.layers.iter().zip(&self.norms) {
+            let pre = layer.forward(h);
+            let pre = match &sum {
+                Some(s) => pre.add(s.clone()),
+                None => pre,
+            };
+            h = norm.forward(silu(pre));
+            sum = Some(match sum {
+                Some(s) => s.add(h.clone()),
+                None => h.clone(),
+            });
+        }
+        (self.mu.forward(h.clone()), self.logvar.forward(h))
+    }
+}
+
+/// RecVAE: the encoder above, a linear decoder `latent → items`, and a composite prior built from
+/// a frozen copy of the encoder.
+#[derive(Module, Debug)]
+pub struct RecVae<B: Backend> {
+    /// The trained encoder.
+    pub encoder: RecVaeEncoder<B>,
+    /// The frozen encoder copy of the composite prior, refreshed after every encoder phase.
+    pub prior_encoder: RecVaeEncoder<B>,
+    /// `latent → items`.
+    pub decoder: Linear<B>,
+    #[module(skip)]
+    config: RecVaeConfig,
+    #[module(skip)]
+    n_items: usize,
+}
+
+impl<B: Backend> RecVae<B> {
+    /// A freshly initialised model over `n_items` items.
+    pub fn new(config: &RecVaeConfig, n_items: usize, seed: u64, device: &B::Device) -> Self {
+        let mut init = Init::<B>::new(seed, device);
+        let layers = (0..config.layers)
+            .map(|k| init.linear(if k == 0 { n_items } else { config.hidden }, config.hidden))
+            .collect();
+        let norms = (0..config.layers)
+            .map(|_| LayerNormConfig::new(config.hidden).with_epsilon(config.layer_norm_eps).init(device))
+            .collect();
+        let encoder = RecVaeEncoder {
+            layers,
+            norms,
+            mu: init.linear(config.hidden, config.latent),
+            logvar: init.linear(config.hidden, config.latent),
+        };
+        let decoder = init.linear(config.latent, n_items);
+        RecVae { prior_encoder: frozen_copy(&encoder), encoder, decoder, config: *config, n_items }
+    }
+
+    /// Per-coordinate `log p(z)` of the composite prior
+    /// `w₀ N(0, 1) + w₁ N(mu_old, σ_old²) + w₂ N(0, e^wide_logvar)`.
+    pub fn log_prior(&self, z: Tensor<B, 2>, mu_old: Tensor<B, 2>, logvar_old: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [w0, w1, w2] = self.config.mixture;
+        let standard = log_normal_const(z.clone(), 0.0).add_scalar(w0.ln());
+        let posterior = log_normal(z.clone(), mu_old, logvar_old).add_scalar(w1.ln());
+        let wide = log_normal_const(z, self.config.wide_logvar).add_scalar(w2.ln());
+        let max = standard.clone().max_pair(posterior.clone()).max_pair(wide.clone()).detach();
+        let sum =
+            standard.sub(max.clone()).exp().add(posterior.sub(max.clone()).exp()).add(wide.sub(max.clone()).exp());
+        sum.log().add(max)
+    }
+}
+
+impl<B: Backend> Backbone<B> for RecVae<B> {
+    fn kind(&self) -> BackboneKind {
+        BackboneKind::RecVae
+    }
+
+    fn model_config(&self) -> ModelConfig {
+        ModelConfig::RecVae(self.config)
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn latent(&self) -> LatentShape {
+        LatentShape { concepts: 1, dim: self.config.latent }
+    }
+
+    fn encode(&self, x: Tensor<B, 2>, mode: Mode<'_>) -> Posterior<B> {
+        let (mu, logvar) = self.encoder.forward(mode.dropout(l2_normalize_rows(x), self.config.dropout));
+        Posterior { mu, logvar: Some(logvar) }
+    }
+
+    fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
+        self.decoder.forward(z)
+    }
+
+    /// `mean_u [NLL_u + gamma |x_u| (log q(z_u|x_u) − log p(z_u))]` with one Monte-Carlo sample
+    /// (`beta` is not used: the KL weight is per user).
+    fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
+        let posterior = self.encode(x.clone(), mode);
+        let z = self.sample(&posterior, mode);
+        let nll = multinomial_nll(self.decode(z.clone(), mode), x.clone());
+        let (mu_old, logvar_old) = self.prior_encoder.forward(l2_normalize_rows(x.clone()));
+        let (mu, logvar) = (posterior.mu, posterior.logvar.unwrap_or_else(|| z.zeros_like()));
+        let log_q = log_normal(z.clone(), mu, logvar);
+        let log_p = self.log_prior(z, mu_old.detach(), logvar_old.detach());
+        let weight = x.sum_dim(1).mul_scalar(self.config.gamma);
+        let kl = log_q.sub(log_p).sum_dim(1).mul(weight).squeeze_dim::<1>(1).mean();
+        let nll = nll.mean();
+        Loss { total: nll.clone().add(kl.clone()), nll, regularizer: kl }
+    }
+
+    fn freeze_encoder(mut self) -> Self {
+        self.encoder = self.encoder.no_grad();
+        self
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Alternating { encoder_passes: self.config.encoder_passes, decoder_passes: self.config.decoder_passes }
+    }
+
+    fn refresh_prior(mut self) -> Self {
+        self.prior_encoder = frozen_copy(&self.encoder);
+        self
+    }
+}
+
+impl<B: AutodiffBackend> Trainable<B> for RecVae<B> {
+    fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, &self.encoder)
+    }
+
+    fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, &self.decoder)
+    }
+}
