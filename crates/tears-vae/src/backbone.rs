@@ -189,6 +189,11 @@ pub trait Trainable<B: AutodiffBackend>: Backbone<B> + AutodiffModule<B> {
     fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams;
     /// The gradients of the decoder's parameters, removed from `grads`.
     fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams;
+
+    /// Turns gradient tracking of the encoder and the decoder on or off (ids and values stay).
+    /// The trainer turns off the half an alternating phase does not update, so its backward
+    /// pass is skipped; the updates are the same as with full tracking.
+    fn with_trainable(self, encoder: bool, decoder: bool) -> Self;
 }
 
 /// `mu + scale · exp(logvar / 2) · eps` while training, `mu` otherwise (and for deterministic

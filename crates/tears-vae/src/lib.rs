@@ -57,7 +57,7 @@ pub use model::{AnyBackbone, SavedBackbone, TrainSummary, Trained, load, load_ba
 pub use mult::{MultDae, MultVae};
 pub use noise::NoiseSource;
 pub use recvae::RecVae;
-pub use trainer::{EpochLog, RunOptions, TrainReport, fit, train};
+pub use trainer::{EpochLog, EpochLoss, RunOptions, TrainReport, Trainer, fit, train};
 
 /// Builds the backbone `model` describes (seeded with `train.seed`), trains it on `split` and
 /// returns it as a boxed [`Recommender`] on `B`'s inner backend, with the report. With

@@ -9,7 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Trainable, reparameterize};
 use crate::config::{BackboneKind, MacridConfig, ModelConfig};
-use crate::ops::{Init, l2_normalize_rows, logsumexp, multinomial_nll, param_copy};
+use crate::ops::{Init, l2_normalize_rows, logsumexp, multinomial_nll, param_copy, with_require_grad};
 
 /// MacridVAE's encoder side: the item embeddings and concept prototypes (which also drive the
 /// decoder until [`Backbone::freeze_encoder`] gives the decoder its own copy) and the shared
@@ -192,5 +192,12 @@ impl<B: AutodiffBackend> Trainable<B> for MacridVae<B> {
             Some(d) => GradientsParams::from_module(grads, d),
             None => GradientsParams::new(),
         }
+    }
+
+    /// The shared embeddings follow `encoder` until the decoder has its own copy.
+    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
+        self.encoder = with_require_grad(self.encoder, encoder);
+        self.decoder = self.decoder.map(|d| with_require_grad(d, decoder));
+        self
     }
 }

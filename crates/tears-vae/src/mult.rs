@@ -8,7 +8,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Trainable};
 use crate::config::{BackboneKind, ModelConfig, MultDaeConfig, MultVaeConfig};
-use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm};
+use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm, with_require_grad};
 
 /// Mult-DAE: `x → normalise → dropout → tanh(W₁ x + b₁) → W₂ h + b₂`.
 ///
@@ -86,6 +86,12 @@ impl<B: AutodiffBackend> Trainable<B> for MultDae<B> {
 
     fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
         GradientsParams::from_module(grads, &self.decoder)
+    }
+
+    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
+        self.encoder = with_require_grad(self.encoder, encoder);
+        self.decoder = with_require_grad(self.decoder, decoder);
+        self
     }
 }
 
@@ -190,5 +196,11 @@ impl<B: AutodiffBackend> Trainable<B> for MultVae<B> {
 
     fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
         GradientsParams::from_module(grads, &self.decoder)
+    }
+
+    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
+        self.encoder = with_require_grad(self.encoder, encoder);
+        self.decoder = with_require_grad(self.decoder, decoder);
+        self
     }
 }

@@ -105,6 +105,19 @@ pub fn frozen_copy<B: Backend, M: Module<B>>(module: &M) -> M {
     module.clone().map(&mut Fresh)
 }
 
+/// `module` with every parameter's `require_grad` set to `flag` (ids and values unchanged).
+/// Turning gradients off for the half of a model an optimiser does not update saves its
+/// backward pass.
+pub fn with_require_grad<B: Backend, M: Module<B>>(module: M, flag: bool) -> M {
+    struct Set(bool);
+    impl<B: Backend> ModuleMapper<B> for Set {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            param.set_require_grad(self.0)
+        }
+    }
+    module.map(&mut Set(flag))
+}
+
 /// A trainable copy of a parameter under a new id.
 pub fn param_copy<B: Backend, const D: usize>(param: &Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
     Param::initialized(ParamId::new(), param.val().detach().require_grad())

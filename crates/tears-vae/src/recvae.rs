@@ -9,7 +9,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Schedule, Trainable};
 use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
-use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll};
+use crate::ops::{
+    Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll, with_require_grad,
+};
 
 /// RecVAE's encoder: densely connected swish layers, each followed by LayerNorm,
 /// `h_k = LN(swish(W_k h_{k−1} + h_1 + … + h_{k−1}))`, then linear maps to `mu` and `logvar`.
@@ -160,5 +162,11 @@ impl<B: AutodiffBackend> Trainable<B> for RecVae<B> {
 
     fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
         GradientsParams::from_module(grads, &self.decoder)
+    }
+
+    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
+        self.encoder = with_require_grad(self.encoder, encoder);
+        self.decoder = with_require_grad(self.decoder, decoder);
+        self
     }
 }

@@ -105,7 +105,42 @@ fn checkpoint_dir(out: &Path) -> PathBuf {
     out.join("checkpoint")
 }
 
-struct Run<'a, B: AutodiffBackend> {
+/// Mean losses of one epoch (over every mini-batch of every pass).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochLoss {
+    /// Mean total loss.
+    pub loss: f64,
+    /// Mean multinomial NLL.
+    pub nll: f64,
+    /// Mean weighted regulariser.
+    pub regularizer: f64,
+}
+
+/// Runs the training epochs of one backbone: seeded mini-batches from the sparse training
+/// matrix (never a dense users × items matrix), the KL schedule, Adam (two optimisers for
+/// [`Schedule::Alternating`]). [`train`] adds validation, selection and checkpoints around it;
+/// benchmarks and custom loops use it directly.
+///
+/// ```
+/// use burn::backend::{Autodiff, Flex};
+/// use tears_data::{prepare, DatasetName, PrepareOptions};
+/// use tears_vae::{MultDae, MultDaeConfig, TrainConfig, trainer::Trainer};
+///
+/// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
+/// let device = Default::default();
+/// let model = MultDae::<Autodiff<Flex>>::new(&MultDaeConfig::default(), split.n_items(), 0, &device);
+/// let config = TrainConfig::default();
+/// let mut trainer = Trainer::new(model, &split, &config, &device)?;
+/// let first = trainer.epoch(1)?;
+/// let second = trainer.epoch(2)?;
+/// assert!(first.loss.is_finite() && second.loss.is_finite());
+/// # Ok::<(), tears_vae::VaeError>(())
+/// ```
+pub struct Trainer<'a, B: AutodiffBackend, M: Trainable<B>> {
+    model: Option<M>,
+    optim_all: Adaptor<B, M>,
+    optim_enc: Adaptor<B, M>,
+    optim_dec: Adaptor<B, M>,
     x: Interactions,
     config: &'a TrainConfig,
     model_config: ModelConfig,
@@ -117,13 +152,128 @@ struct Run<'a, B: AutodiffBackend> {
     batches_seen: usize,
 }
 
-impl<B: AutodiffBackend> Run<'_, B> {
+impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
+    /// A trainer of `model` on `split.train` with `config`, on `device`.
+    ///
+    /// # Errors
+    /// An invalid configuration, a model over another number of items, no training users.
+    pub fn new(model: M, split: &Split, config: &'a TrainConfig, device: &'a B::Device) -> Result<Self> {
+        config.validate()?;
+        let model_config = model.model_config();
+        model_config.validate()?;
+        if model.n_items() != split.n_items() {
+            return Err(VaeError::Config(format!(
+                "the model scores {} items but the split has {}",
+                model.n_items(),
+                split.n_items()
+            )));
+        }
+        let x = Interactions::from_rows(
+            &split.train,
+            split.n_items(),
+            Values::Binary { positive_above: split.meta.positive_above },
+        )?;
+        if x.n_rows() == 0 {
+            return Err(VaeError::Config("the split has no training users".into()));
+        }
+        Ok(Trainer {
+            model: Some(model),
+            optim_all: adam::<B, M>(),
+            optim_enc: adam::<B, M>(),
+            optim_dec: adam::<B, M>(),
+            batches_per_epoch: x.n_rows().div_ceil(config.batch_size),
+            x,
+            config,
+            model_config,
+            device,
+            noise: NoiseSource::new(config.seed, 0),
+            updates: 0,
+            sums: [0.0; 3],
+            batches_seen: 0,
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &M {
+        match &self.model {
+            Some(m) => m,
+            None => unreachable!("the model is only taken out during a pass"),
+        }
+    }
+
+    /// The model, unwrapped.
+    pub fn into_model(mut self) -> M {
+        match self.model.take() {
+            Some(m) => m,
+            None => unreachable!("the model is only taken out during a pass"),
+        }
+    }
+
+    /// Mini-batch updates made so far.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Mini-batches per pass.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.batches_per_epoch
+    }
+
+    /// The KL weight of the next update.
+    pub fn beta(&self) -> f32 {
+        self.model_config.beta(self.updates, self.batches_per_epoch)
+    }
+
+    /// Runs epoch `epoch` (1-based; it seeds the batch order): one pass, or RecVAE's encoder
+    /// passes, prior refresh and decoder passes.
+    ///
+    /// # Errors
+    /// [`VaeError::Diverged`] when the mean loss is not finite.
+    pub fn epoch(&mut self, epoch: usize) -> Result<EpochLoss> {
+        self.sums = [0.0; 3];
+        self.batches_seen = 0;
+        let seed = self.config.seed;
+        let mut model = self.into_model_for_pass();
+        let mut optim_all = std::mem::replace(&mut self.optim_all, adam::<B, M>());
+        let mut optim_enc = std::mem::replace(&mut self.optim_enc, adam::<B, M>());
+        let mut optim_dec = std::mem::replace(&mut self.optim_dec, adam::<B, M>());
+        match model.schedule() {
+            Schedule::Joint => {
+                model = self.pass(model, &mut optim_all, Part::All, true, order_seed(seed, epoch, 0));
+            }
+            Schedule::Alternating { encoder_passes, decoder_passes } => {
+                // Each phase tracks gradients of the half it updates only.
+                model = model.with_trainable(true, false);
+                for p in 0..encoder_passes {
+                    model = self.pass(model, &mut optim_enc, Part::Encoder, true, order_seed(seed, epoch, p));
+                }
+                model = model.refresh_prior().with_trainable(false, true);
+                for p in 0..decoder_passes {
+                    let s = order_seed(seed, epoch, encoder_passes + p);
+                    model = self.pass(model, &mut optim_dec, Part::Decoder, false, s);
+                }
+                model = model.with_trainable(true, true);
+            }
+        }
+        self.model = Some(model);
+        (self.optim_all, self.optim_enc, self.optim_dec) = (optim_all, optim_enc, optim_dec);
+        let n = self.batches_seen.max(1) as f64;
+        let [loss, nll, regularizer] = self.sums.map(|s| s / n);
+        if !loss.is_finite() {
+            return Err(VaeError::Diverged { epoch, loss: loss as f32 });
+        }
+        Ok(EpochLoss { loss, nll, regularizer })
+    }
+
+    fn into_model_for_pass(&mut self) -> M {
+        match self.model.take() {
+            Some(m) => m,
+            None => unreachable!("the model is only taken out during a pass"),
+        }
+    }
+
     /// One pass over the training users in a seeded order, updating `part` with `optim`.
-    fn pass<M, O>(&mut self, mut model: M, optim: &mut O, part: Part, dropout: bool, order_seed: u64) -> M
-    where
-        M: Trainable<B>,
-        O: Optimizer<M, B>,
-    {
+    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, part: Part, dropout: bool, order_seed: u64) -> M {
         let mut totals: Option<[Tensor<B, 1>; 3]> = None;
         let batches = self.x.batches(self.config.batch_size, Some(order_seed));
         let n_batches = batches.len();
@@ -202,31 +352,14 @@ where
     M: Trainable<B>,
     M::InnerModule: Backbone<B::InnerBackend>,
 {
-    config.validate()?;
-    let model_config = model.model_config();
-    model_config.validate()?;
-    if model.n_items() != split.n_items() {
-        return Err(VaeError::Config(format!(
-            "the model scores {} items but the split has {}",
-            model.n_items(),
-            split.n_items()
-        )));
-    }
-    let x = Interactions::from_rows(
-        &split.train,
-        split.n_items(),
-        Values::Binary { positive_above: split.meta.positive_above },
-    )?;
-    if x.n_rows() == 0 {
-        return Err(VaeError::Config("the split has no training users".into()));
-    }
-    let batches_per_epoch = x.n_rows().div_ceil(config.batch_size);
+    let mut trainer = Trainer::new(model, split, config, device)?;
+    let model_config = trainer.model_config;
     let mut state = State {
         format: STATE_FORMAT,
         model: model_config,
         train: config.clone(),
         vocabulary_hash: split.vocabulary_hash(),
-        n_train_users: x.n_rows(),
+        n_train_users: trainer.x.n_rows(),
         epochs_done: 0,
         updates: 0,
         noise_draws: 0,
@@ -235,10 +368,6 @@ where
         epochs_since_best: 0,
         history: Vec::new(),
     };
-    let mut model = model;
-    let mut optim_all = adam::<B, M>();
-    let mut optim_enc = adam::<B, M>();
-    let mut optim_dec = adam::<B, M>();
     let mut best: Option<M::InnerModule> = None;
 
     if let (Some(out), true) = (&run.out_dir, run.resume) {
@@ -247,14 +376,16 @@ where
             let saved = read_state(&state_path)?;
             check_resumable(&saved, &state, &state_path)?;
             let ck = checkpoint_dir(out);
-            model = load_record(model, &ck.join("model.mpk"), device)?;
-            optim_all = load_optimizer(optim_all, &ck.join("optim.mpk"), device)?;
-            optim_enc = load_optimizer(optim_enc, &ck.join("optim_encoder.mpk"), device)?;
-            optim_dec = load_optimizer(optim_dec, &ck.join("optim_decoder.mpk"), device)?;
+            let model = load_record(trainer.into_model_for_pass(), &ck.join("model.mpk"), device)?;
+            trainer.optim_all = load_optimizer(adam::<B, M>(), &ck.join("optim.mpk"), device)?;
+            trainer.optim_enc = load_optimizer(adam::<B, M>(), &ck.join("optim_encoder.mpk"), device)?;
+            trainer.optim_dec = load_optimizer(adam::<B, M>(), &ck.join("optim_decoder.mpk"), device)?;
             if saved.best_epoch > 0 {
-                let inner = model.valid();
-                best = Some(load_record(inner, &out.join(WEIGHTS_FILE), device)?);
+                best = Some(load_record(model.valid(), &out.join(WEIGHTS_FILE), device)?);
             }
+            trainer.model = Some(model);
+            trainer.updates = saved.updates;
+            trainer.noise = NoiseSource::new(config.seed, saved.noise_draws);
             tracing::info!(epochs_done = saved.epochs_done, "resuming from {}", ck.display());
             state = State { train: config.clone(), ..saved };
         }
@@ -262,17 +393,6 @@ where
     let resumed_after = state.epochs_done;
     let what = model_config.kind().name();
     let bar = progress_bar(config.epochs, state.epochs_done, run.progress, what);
-    let mut r = Run::<B> {
-        x,
-        config,
-        model_config,
-        device,
-        noise: NoiseSource::new(config.seed, state.noise_draws),
-        updates: state.updates,
-        batches_per_epoch,
-        sums: [0.0; 3],
-        batches_seen: 0,
-    };
     let eval_options = EvalOptions { ks: vec![config.select_k], batch_size: config.eval_batch_size };
     let positive_above = split.meta.positive_above;
     let mut stopped_early = false;
@@ -286,31 +406,10 @@ where
             break;
         }
         let started = Instant::now();
-        r.sums = [0.0; 3];
-        r.batches_seen = 0;
-        match model.schedule() {
-            Schedule::Joint => {
-                model = r.pass(model, &mut optim_all, Part::All, true, order_seed(config.seed, epoch, 0));
-            }
-            Schedule::Alternating { encoder_passes, decoder_passes } => {
-                for p in 0..encoder_passes {
-                    model = r.pass(model, &mut optim_enc, Part::Encoder, true, order_seed(config.seed, epoch, p));
-                }
-                model = model.refresh_prior();
-                for p in 0..decoder_passes {
-                    let seed = order_seed(config.seed, epoch, encoder_passes + p);
-                    model = r.pass(model, &mut optim_dec, Part::Decoder, false, seed);
-                }
-            }
-        }
-        let n = r.batches_seen.max(1) as f64;
-        let [loss, nll, regularizer] = r.sums.map(|s| s / n);
-        if !loss.is_finite() {
-            return Err(VaeError::Diverged { epoch, loss: loss as f32 });
-        }
+        let EpochLoss { loss, nll, regularizer } = trainer.epoch(epoch)?;
         let train_seconds = started.elapsed().as_secs_f64();
         let eval_started = Instant::now();
-        let inner = model.valid();
+        let inner = trainer.model().valid();
         let validation_ndcg = if split.validation.is_empty() {
             None
         } else {
@@ -341,7 +440,7 @@ where
             loss,
             nll,
             regularizer,
-            beta: r.model_config.beta(r.updates, batches_per_epoch),
+            beta: trainer.beta(),
             validation_ndcg,
             train_seconds,
             eval_seconds,
@@ -367,16 +466,16 @@ where
         bar.inc(1);
         state.history.push(log);
         state.epochs_done = epoch;
-        state.updates = r.updates;
-        state.noise_draws = r.noise.draws();
+        state.updates = trainer.updates;
+        state.noise_draws = trainer.noise.draws();
         if let Some(out) = &run.out_dir {
-            write_checkpoint(out, &model, &optim_all, &optim_enc, &optim_dec, &state)?;
+            write_checkpoint(out, &trainer, &state)?;
         }
     }
     bar.finish_and_clear();
     let best = match best {
         Some(b) => b,
-        None => model.valid(),
+        None => trainer.model().valid(),
     };
     let summary = TrainSummary {
         epochs_run: state.epochs_done,
@@ -450,24 +549,17 @@ fn check_resumable(saved: &State, fresh: &State, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_checkpoint<B, M>(
-    out: &Path,
-    model: &M,
-    optim_all: &Adaptor<B, M>,
-    optim_enc: &Adaptor<B, M>,
-    optim_dec: &Adaptor<B, M>,
-    state: &State,
-) -> Result<()>
+fn write_checkpoint<B, M>(out: &Path, trainer: &Trainer<'_, B, M>, state: &State) -> Result<()>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B>,
+    M: Trainable<B>,
 {
     let ck = checkpoint_dir(out);
     std::fs::create_dir_all(&ck).map_err(|e| tears_data::DataError::io(&ck, e))?;
-    save_record::<B, M>(model, &ck.join("model.mpk"))?;
-    save_optimizer(optim_all, &ck.join("optim.mpk"))?;
-    save_optimizer(optim_enc, &ck.join("optim_encoder.mpk"))?;
-    save_optimizer(optim_dec, &ck.join("optim_decoder.mpk"))?;
+    save_record::<B, M>(trainer.model(), &ck.join("model.mpk"))?;
+    save_optimizer(&trainer.optim_all, &ck.join("optim.mpk"))?;
+    save_optimizer(&trainer.optim_enc, &ck.join("optim_encoder.mpk"))?;
+    save_optimizer(&trainer.optim_dec, &ck.join("optim_decoder.mpk"))?;
     let path = ck.join("state.json");
     let json = serde_json::to_vec_pretty(state)
         .map_err(|e| VaeError::Record { path: path.clone(), message: e.to_string() })?;
