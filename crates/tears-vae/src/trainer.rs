@@ -233,7 +233,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         self.sums = [0.0; 3];
         self.batches_seen = 0;
         let seed = self.config.seed;
-        let mut model = self.into_model_for_pass();
+        let mut model = self.take_model();
         let mut optim_all = std::mem::replace(&mut self.optim_all, adam::<B, M>());
         let mut optim_enc = std::mem::replace(&mut self.optim_enc, adam::<B, M>());
         let mut optim_dec = std::mem::replace(&mut self.optim_dec, adam::<B, M>());
@@ -265,7 +265,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         Ok(EpochLoss { loss, nll, regularizer })
     }
 
-    fn into_model_for_pass(&mut self) -> M {
+    fn take_model(&mut self) -> M {
         match self.model.take() {
             Some(m) => m,
             None => unreachable!("the model is only taken out during a pass"),
@@ -376,7 +376,7 @@ where
             let saved = read_state(&state_path)?;
             check_resumable(&saved, &state, &state_path)?;
             let ck = checkpoint_dir(out);
-            let model = load_record(trainer.into_model_for_pass(), &ck.join("model.mpk"), device)?;
+            let model = load_record(trainer.take_model(), &ck.join("model.mpk"), device)?;
             trainer.optim_all = load_optimizer(adam::<B, M>(), &ck.join("optim.mpk"), device)?;
             trainer.optim_enc = load_optimizer(adam::<B, M>(), &ck.join("optim_encoder.mpk"), device)?;
             trainer.optim_dec = load_optimizer(adam::<B, M>(), &ck.join("optim_decoder.mpk"), device)?;
