@@ -24,19 +24,39 @@ use crate::noise::NoiseSource;
 pub enum Mode<'a> {
     /// Deterministic: no dropout, latents are posterior means, concept assignments are softmaxes.
     Eval,
-    /// Training: reparameterised samples and Gumbel noise from `noise`; input dropout when `dropout`.
+    /// Training: reparameterised samples and Gumbel noise from `noise`.
     Train {
         /// Where random draws come from.
         noise: &'a NoiseSource,
-        /// Apply input dropout (RecVAE's decoder passes train without it).
-        dropout: bool,
+        /// Which parameters the step updates.
+        phase: Phase,
     },
 }
 
+/// Which parameters a training step updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// All of them (input dropout on).
+    Joint,
+    /// The encoder only (input dropout on).
+    Encoder,
+    /// The decoder only: no input dropout, and a loss may leave out terms that are constant in
+    /// the decoder's parameters (RecVAE skips its KL term, which only the encoder can change).
+    Decoder,
+}
+
 impl<'a> Mode<'a> {
-    /// Training with input dropout.
+    /// Training every parameter, with input dropout.
     pub fn train(noise: &'a NoiseSource) -> Self {
-        Mode::Train { noise, dropout: true }
+        Mode::Train { noise, phase: Phase::Joint }
+    }
+
+    /// The training phase (`None` at evaluation).
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            Mode::Eval => None,
+            Mode::Train { phase, .. } => Some(*phase),
+        }
     }
 
     /// The noise source when training.
@@ -47,10 +67,11 @@ impl<'a> Mode<'a> {
         }
     }
 
-    /// Applies inverted dropout with probability `p` to `x` when training with dropout.
+    /// Applies inverted dropout with probability `p` to `x` when training, except in the
+    /// decoder phase.
     pub fn dropout<B: Backend>(&self, x: Tensor<B, 2>, p: f32) -> Tensor<B, 2> {
         match self {
-            Mode::Train { noise, dropout: true } if p > 0.0 => {
+            Mode::Train { noise, phase } if p > 0.0 && *phase != Phase::Decoder => {
                 let [rows, cols] = x.dims();
                 let mask = noise.dropout_mask::<B>([rows, cols], p, &x.device());
                 x.mul(mask)

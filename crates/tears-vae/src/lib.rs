@@ -49,7 +49,7 @@ use burn::tensor::backend::AutodiffBackend;
 use tears_baselines::Recommender;
 use tears_data::Split;
 
-pub use backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Schedule, Trainable};
+pub use backbone::{Backbone, LatentShape, Loss, Mode, Phase, Posterior, Schedule, Trainable};
 pub use config::{BackboneKind, MacridConfig, ModelConfig, MultDaeConfig, MultVaeConfig, RecVaeConfig, TrainConfig};
 pub use error::{Result, VaeError};
 pub use macrid::MacridVae;

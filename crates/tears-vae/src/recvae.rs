@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Schedule, Trainable};
+use crate::backbone::{Backbone, LatentShape, Loss, Mode, Phase, Posterior, Schedule, Trainable};
 use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
 use crate::ops::{
     Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll, with_require_grad,
@@ -125,11 +125,16 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
     }
 
     /// `mean_u [NLL_u + gamma |x_u| (log q(z_u|x_u) − log p(z_u))]` with one Monte-Carlo sample
-    /// (`beta` is not used: the KL weight is per user).
+    /// (`beta` is not used: the KL weight is per user); the NLL alone in [`Phase::Decoder`].
     fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
         let posterior = self.encode(x.clone(), mode);
         let z = self.sample(&posterior, mode);
         let nll = multinomial_nll(self.decode(z.clone(), mode), x.clone());
+        if mode.phase() == Some(Phase::Decoder) {
+            // The KL term does not depend on the decoder: a decoder step does not need it.
+            let nll = nll.mean();
+            return Loss { total: nll.clone(), regularizer: nll.zeros_like(), nll };
+        }
         let (mu_old, logvar_old) = self.prior_encoder.forward(l2_normalize_rows(x.clone()));
         let (mu, logvar) = (posterior.mu, posterior.logvar.unwrap_or_else(|| z.zeros_like()));
         let log_q = log_normal(z.clone(), mu, logvar);

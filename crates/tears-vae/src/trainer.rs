@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tears_baselines::{EvalOptions, evaluate_model, save_model};
 use tears_data::{Interactions, Split, Values};
 
-use crate::backbone::{Backbone, Mode, Schedule, Trainable};
+use crate::backbone::{Backbone, Mode, Phase, Schedule, Trainable};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{Result, VaeError};
 use crate::model::{TrainSummary, Trained, WEIGHTS_FILE, load_record, save_record};
@@ -42,7 +42,8 @@ pub struct RunOptions {
 pub struct EpochLog {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean training loss over the epoch's mini-batches (all passes).
+    /// Mean training loss over the epoch's mini-batches (all passes, each as optimised: RecVAE's
+    /// decoder passes leave out the KL term, which is constant in the decoder's parameters).
     pub loss: f64,
     /// Mean multinomial NLL.
     pub nll: f64,
@@ -85,13 +86,6 @@ struct State {
     best_value: Option<f64>,
     epochs_since_best: usize,
     history: Vec<EpochLog>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    All,
-    Encoder,
-    Decoder,
 }
 
 type Adaptor<B, M> = OptimizerAdaptor<Adam, M, B>;
@@ -239,18 +233,18 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         let mut optim_dec = std::mem::replace(&mut self.optim_dec, adam::<B, M>());
         match model.schedule() {
             Schedule::Joint => {
-                model = self.pass(model, &mut optim_all, Part::All, true, order_seed(seed, epoch, 0));
+                model = self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0));
             }
             Schedule::Alternating { encoder_passes, decoder_passes } => {
                 // Each phase tracks gradients of the half it updates only.
                 model = model.with_trainable(true, false);
                 for p in 0..encoder_passes {
-                    model = self.pass(model, &mut optim_enc, Part::Encoder, true, order_seed(seed, epoch, p));
+                    model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p));
                 }
                 model = model.refresh_prior().with_trainable(false, true);
                 for p in 0..decoder_passes {
                     let s = order_seed(seed, epoch, encoder_passes + p);
-                    model = self.pass(model, &mut optim_dec, Part::Decoder, false, s);
+                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s);
                 }
                 model = model.with_trainable(true, true);
             }
@@ -273,14 +267,14 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
     }
 
     /// One pass over the training users in a seeded order, updating `part` with `optim`.
-    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, part: Part, dropout: bool, order_seed: u64) -> M {
+    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, phase: Phase, order_seed: u64) -> M {
         let mut totals: Option<[Tensor<B, 1>; 3]> = None;
         let batches = self.x.batches(self.config.batch_size, Some(order_seed));
         let n_batches = batches.len();
         for rows in batches {
             let xb = self.x.to_tensor::<B>(&rows, self.device);
             let beta = self.model_config.beta(self.updates, self.batches_per_epoch);
-            let loss = model.loss(xb, beta, Mode::Train { noise: &self.noise, dropout });
+            let loss = model.loss(xb, beta, Mode::Train { noise: &self.noise, phase });
             let parts = [loss.total.clone().detach(), loss.nll.detach(), loss.regularizer.detach()];
             totals = Some(match totals {
                 None => parts,
@@ -290,10 +284,10 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
                 }
             });
             let mut grads = loss.total.backward();
-            let params = match part {
-                Part::All => GradientsParams::from_grads(grads, &model),
-                Part::Encoder => model.encoder_grads(&mut grads),
-                Part::Decoder => model.decoder_grads(&mut grads),
+            let params = match phase {
+                Phase::Joint => GradientsParams::from_grads(grads, &model),
+                Phase::Encoder => model.encoder_grads(&mut grads),
+                Phase::Decoder => model.decoder_grads(&mut grads),
             };
             model = optim.step(self.config.lr, model, params);
             self.updates += 1;

@@ -8,8 +8,8 @@ use tears_baselines::{EvalOptions, Popularity, Recommender, evaluate_split};
 use tears_data::synthetic::SyntheticConfig;
 use tears_data::{DatasetName, EvalSet, PrepareOptions, Split, prepare};
 use tears_vae::{
-    Backbone, BackboneKind, MacridConfig, MacridVae, Mode, MultVae, MultVaeConfig, NoiseSource, RecVae, RecVaeConfig,
-    RunOptions, TrainConfig, Trainable, fit_config, load,
+    Backbone, BackboneKind, MacridConfig, MacridVae, Mode, MultVae, MultVaeConfig, NoiseSource, Phase, RecVae,
+    RecVaeConfig, RunOptions, TrainConfig, Trainable, fit_config, load,
 };
 
 type A = Autodiff<Flex>;
@@ -182,7 +182,7 @@ fn recvae_phases_update_only_their_half() {
     assert_eq!(refreshed.2, after_encoder.0, "the prior copy is not the current encoder");
 
     let mut decoder_optim = AdamConfig::new().init::<A, RecVae<A>>();
-    let loss = model.loss(click_rows(8, 30), 1.0, Mode::Train { noise: &noise, dropout: false });
+    let loss = model.loss(click_rows(8, 30), 1.0, Mode::Train { noise: &noise, phase: Phase::Decoder });
     let mut grads = loss.total.backward();
     let params = model.decoder_grads(&mut grads);
     let model = decoder_optim.step(1e-2, model, params);
