@@ -76,8 +76,11 @@ pub struct QkvLora<B: Backend> {
 /// Multi-head self-attention with its output projection, residual and LayerNorm.
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
-    /// Query, key and value projections fused into one `[hidden, 3 hidden]` product.
-    pub qkv: Linear<B>,
+    /// Query, key and value projections, head-major: `[1, 3 · heads, hidden + 1, head_dim]`
+    /// (queries' heads, then keys', then values'); row `hidden` of each block is the bias. One
+    /// batched product with `[x, 1]` yields `[batch, heads, len, head_dim]` directly, with no
+    /// transposition of activations.
+    pub qkv: Param<Tensor<B, 4>>,
     /// Optional LoRA adapters on query, key and value.
     pub lora: Option<QkvLora<B>>,
     /// Output projection.
@@ -92,24 +95,24 @@ impl<B: Backend> SelfAttention<B> {
     /// `x` `[batch · len, hidden]`, `bias` the additive key mask `[batch, 1, len, len]`.
     fn forward(&self, x: Tensor<B, 2>, bias: Tensor<B, 4>, batch: usize, len: usize) -> Tensor<B, 2> {
         let [n, hidden] = x.dims();
-        let head_dim = hidden / self.heads;
-        let mut qkv = self.qkv.forward(x.clone());
-        if let Some(lora) = &self.lora {
-            let delta = Tensor::cat(
-                vec![lora.query.forward(x.clone()), lora.key.forward(x.clone()), lora.value.forward(x.clone())],
-                1,
-            );
-            qkv = qkv + delta;
-        }
-        // [n, 3h] -> [batch, len, 3, heads, head_dim] -> three [batch, heads, len, head_dim].
-        let qkv = qkv.reshape([batch, len, 3, self.heads, head_dim]);
-        let split = |i: usize| {
-            qkv.clone()
-                .slice([0..batch, 0..len, i..i + 1, 0..self.heads, 0..head_dim])
-                .reshape([batch, len, self.heads, head_dim])
-                .swap_dims(1, 2)
+        let heads = self.heads;
+        let head_dim = hidden / heads;
+        let ones = Tensor::ones([n, 1], &x.device());
+        let xa = Tensor::cat(vec![x.clone(), ones], 1).reshape([batch, 1, len, hidden + 1]);
+        let weights = self.qkv.val();
+        let project = |part: usize| {
+            let w = weights.clone().slice([0..1, part * heads..(part + 1) * heads, 0..hidden + 1, 0..head_dim]);
+            xa.clone().matmul(w)
         };
-        let (q, k, v) = (split(0), split(1), split(2));
+        let (mut q, mut k, mut v) = (project(0), project(1), project(2));
+        if let Some(lora) = &self.lora {
+            let heads_major = |t: Tensor<B, 2>| t.reshape([batch, len, heads, head_dim]).swap_dims(1, 2);
+            q = q + heads_major(lora.query.forward(x.clone()));
+            k = k + heads_major(lora.key.forward(x.clone()));
+            v = v + heads_major(lora.value.forward(x.clone()));
+        }
+        // The backend's fused attention (softmax(q kᵀ / √d + bias) v); under autodiff burn runs
+        // it as differentiable matrix products and a softmax.
         let context = attention(q, k, v, None, Some(bias), AttentionModuleOptions::default());
         let context = context.swap_dims(1, 2).reshape([n, hidden]);
         let out = self.dropout.forward(self.output.forward(context));
@@ -294,22 +297,28 @@ impl<B: Backend> BertModel<B> {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
-            let mut w = Vec::with_capacity(3 * h * h);
-            let mut b = Vec::with_capacity(3 * h);
-            let mut parts = Vec::with_capacity(3);
-            for part in ["query", "key", "value"] {
+            // Head-major [1, 3 heads, h + 1, d]: block (part, head) holds W_partᵀ's columns of
+            // that head, then its bias as the last row.
+            let heads = config.num_attention_heads;
+            let d = config.head_dim();
+            let mut w = vec![0.0f32; 3 * heads * (h + 1) * d];
+            for (pi, part) in ["query", "key", "value"].into_iter().enumerate() {
                 let wp = src.tensor(&format!("{p}.attention.self.{part}.weight"), &[h, h])?;
-                b.extend(src.tensor(&format!("{p}.attention.self.{part}.bias"), &[h])?);
-                parts.push(transpose(&wp, h, h));
-            }
-            // Fused [h, 3h]: row r is q^T[r], k^T[r], v^T[r].
-            for r in 0..h {
-                for part in &parts {
-                    w.extend_from_slice(&part[r * h..(r + 1) * h]);
+                let bp = src.tensor(&format!("{p}.attention.self.{part}.bias"), &[h])?;
+                for j in 0..heads {
+                    let block = (pi * heads + j) * (h + 1) * d;
+                    for c in 0..d {
+                        let out = j * d + c;
+                        for i in 0..h {
+                            w[block + i * d + c] = wp[out * h + i];
+                        }
+                        w[block + h * d + c] = bp[out];
+                    }
                 }
             }
+            let qkv = Param::from_tensor(Tensor::from_data(TensorData::new(w, [1, 3 * heads, h + 1, d]), device));
             let attention = SelfAttention {
-                qkv: Linear { weight: param2(w, [h, 3 * h], device), bias: Some(param1(b, device)) },
+                qkv,
                 lora: None,
                 output: linear(src, &format!("{p}.attention.output.dense"), h, h, device)?,
                 norm: layer_norm(src, &format!("{p}.attention.output.LayerNorm"), h, eps, device)?,
@@ -395,7 +404,7 @@ impl<B: Backend> BertModel<B> {
         let types = self.token_type_embeddings.weight.val().slice([0..1, 0..h]).unsqueeze_dim::<3>(0);
         let x = self.embeddings_norm.forward(words + positions + types);
         let mut x = self.dropout.forward(x).reshape([batch * len, h]);
-        // Additive key mask, materialised once as [batch, 1, len, len] (broadcast over heads).
+        // Additive key mask, materialised once as [batch, 1, len, len] (shared by the heads).
         let bias = (attention_mask - 1.0).mul_scalar(-MASKED).reshape([batch, 1, 1, len]).repeat_dim(2, len);
         for layer in &self.layers {
             x = layer.forward(x, bias.clone(), batch, len);
@@ -458,7 +467,7 @@ impl<B: Backend> BertModel<B> {
                 let h = model.hidden;
                 let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
                 for layer in &mut model.layers {
-                    let device = layer.attention.qkv.weight.val().device();
+                    let device = layer.attention.qkv.val().device();
                     layer.attention.lora = Some(QkvLora {
                         query: LoraAdapter::new(h, h, config, &mut rng, &device),
                         key: LoraAdapter::new(h, h, config, &mut rng, &device),

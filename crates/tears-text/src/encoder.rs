@@ -33,11 +33,21 @@ pub struct EncoderOptions {
     pub normalize: bool,
     /// Pooling; `None` reads `1_Pooling/config.json` of the model folder, else mean pooling.
     pub pooling: Option<Pooling>,
+    /// Batches in flight at once, each on its own thread (default 2). Backends run parts of a
+    /// forward pass (element-wise work, the attention kernel) on one thread; two batches at once
+    /// keep both cores of a small machine busy. 1 runs batches one after the other.
+    pub concurrent_batches: usize,
 }
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { max_tokens: DEFAULT_MAX_TOKENS, batch_size: 32, normalize: true, pooling: None }
+        EncoderOptions {
+            max_tokens: DEFAULT_MAX_TOKENS,
+            batch_size: 32,
+            normalize: true,
+            pooling: None,
+            concurrent_batches: 2,
+        }
     }
 }
 
@@ -99,8 +109,8 @@ impl<B: Backend> SentenceEncoder<B> {
     /// from `model.safetensors` or whose shape disagrees with `config.json`, a tokenizer whose
     /// vocabulary exceeds the model's, or `max_tokens` beyond the position embeddings.
     pub fn load(dir: &Path, options: &EncoderOptions, device: &B::Device) -> Result<Self> {
-        if options.batch_size == 0 {
-            return Err(TextError::InvalidOption("batch_size must be at least 1".into()));
+        if options.batch_size == 0 || options.concurrent_batches == 0 {
+            return Err(TextError::InvalidOption("batch_size and concurrent_batches must be at least 1".into()));
         }
         if !dir.is_dir() {
             return Err(TextError::MissingFile { path: dir.to_path_buf(), what: "model folder" });
@@ -238,6 +248,16 @@ impl<B: Backend> SentenceEncoder<B> {
         (ids, mask)
     }
 
+    /// The sentence vectors of one planned batch.
+    fn forward_batch(&self, seqs: &[Vec<u32>], batch: &Batch) -> Tensor<B, 2> {
+        let rows: Vec<&[u32]> = batch.rows.iter().map(|&i| seqs[i].as_slice()).collect();
+        let (ids, mask) = self.pad(&rows);
+        let out = self.model.forward(ids, mask);
+        // Finish the work on this thread (backends may evaluate lazily).
+        B::sync(&self.device).ok();
+        out
+    }
+
     /// Encodes `texts` batch by batch, calling `progress(n)` after each batch with the number of
     /// texts it held. Returns `[texts.len(), dim]` in input order.
     pub fn encode_with_progress(&self, texts: &[&str], progress: &mut dyn FnMut(usize)) -> Result<Tensor<B, 2>> {
@@ -247,15 +267,43 @@ impl<B: Backend> SentenceEncoder<B> {
         let seqs = self.tokenize(texts)?;
         let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let batches = self.plan(&lengths);
-        let mut outputs = Vec::with_capacity(batches.len());
-        let mut order = Vec::with_capacity(texts.len());
-        for batch in &batches {
-            let rows: Vec<&[u32]> = batch.rows.iter().map(|&i| seqs[i].as_slice()).collect();
-            let (ids, mask) = self.pad(&rows);
-            outputs.push(self.model.forward(ids, mask));
-            order.extend_from_slice(&batch.rows);
-            progress(batch.rows.len());
+        let mut outputs: Vec<Option<Tensor<B, 2>>> = vec![None; batches.len()];
+        let workers = self.options.concurrent_batches.clamp(1, batches.len());
+        if workers == 1 {
+            for (slot, batch) in outputs.iter_mut().zip(&batches) {
+                *slot = Some(self.forward_batch(&seqs, batch));
+                progress(batch.rows.len());
+            }
+        } else {
+            // Workers take batches in order; the caller's thread reports progress as they finish.
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let (sender, receiver) = std::sync::mpsc::channel::<(usize, Tensor<B, 2>)>();
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    let sender = sender.clone();
+                    let (next, seqs, batches) = (&next, &seqs, &batches);
+                    scope.spawn(move || {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(batch) = batches.get(i) else { break };
+                            if sender.send((i, self.forward_batch(seqs, batch))).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                drop(sender);
+                for (i, out) in receiver {
+                    progress(batches[i].rows.len());
+                    outputs[i] = Some(out);
+                }
+            });
         }
+        let outputs: Vec<Tensor<B, 2>> = outputs.into_iter().flatten().collect();
+        if outputs.len() != batches.len() {
+            return Err(TextError::InvalidOption("a batch worker stopped before finishing".into()));
+        }
+        let order: Vec<usize> = batches.iter().flat_map(|b| b.rows.iter().copied()).collect();
         let sorted = Tensor::cat(outputs, 0);
         // sorted row j is input order[j]; gather row `position of i` for each input i.
         let mut inverse = vec![0i64; order.len()];

@@ -31,6 +31,7 @@ pub mod cache;
 pub mod config;
 pub mod encoder;
 pub mod error;
+pub mod export;
 pub mod io;
 pub mod testing;
 pub mod tokenizer;
