@@ -72,7 +72,7 @@ const WORDS: &[&str] = &[
 ];
 
 /// The tokenizer.json of the tiny model: BERT normaliser (lower-casing), BERT pre-tokeniser,
-/// WordPiece over [`WORDS`], letters and `##` letters, `[CLS] … [SEP]` template. Like the
+/// WordPiece over a small word list, letters and `##` letters, `[CLS] … [SEP]` template. Like the
 /// shipped all-MiniLM-L6-v2 file it asks for fixed padding to 128 and truncation at 128, which
 /// the encoder must override.
 pub fn tiny_tokenizer_json() -> (String, usize) {
