@@ -25,6 +25,9 @@ pub use tears_metrics as metrics;
 pub use tears_ot as ot;
 /// Summarizers (LLM and template), prompts, the summary cache and summary edits (re-export of `tears-summarize`).
 pub use tears_summarize as summarize;
+/// Text encoders: BERT-family sentence encoders on burn, tokenizer, embedding cache, LoRA and
+/// top-n fine-tuning (re-export of `tears-text`).
+pub use tears_text as text;
 /// VAE backbones (Mult-DAE, Mult-VAE, RecVAE, MacridVAE), their trainer and model directories
 /// (re-export of `tears-vae`).
 pub use tears_vae as vae;

@@ -31,6 +31,43 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a saved model on a split's test or validation users.
     Evaluate(EvaluateArgs),
+    /// Encode user summaries into sentence embeddings with a BERT-family model folder
+    /// (.npy with the user ids in OUT.users.txt, or .safetensors).
+    Embed(Box<EmbedArgs>),
+}
+
+#[derive(Debug, Args)]
+struct EmbedArgs {
+    /// Model folder in the Hugging Face layout (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, default_value = tears::text::DEFAULT_MODEL_DIR)]
+    model_dir: PathBuf,
+    /// Summaries: the JSONL written by `tears summarize` (`user` and `text` fields), or a JSON
+    /// object mapping user ids to texts (the shipped summaries); plain, .gz or .xz.
+    #[arg(long)]
+    summaries: PathBuf,
+    /// Output file: .npy (float32 [users, dim], rows in ascending user id, the ids in
+    /// OUT.users.txt) or .safetensors (tensors `embeddings` and `users`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Truncation length in tokens.
+    #[arg(long, default_value_t = tears::text::DEFAULT_MAX_TOKENS)]
+    max_tokens: usize,
+    /// Keep the pooled vectors as they are (no L2 normalisation).
+    #[arg(long)]
+    no_normalize: bool,
+    /// Embedding cache folder, keyed by (model hash, text hash): texts already there are not
+    /// encoded again. Safe to share between runs.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// flex, ndarray or cuda.
+    #[arg(long, default_value_t = tears::backend::BackendKind::default().name().to_string())]
+    backend: String,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -594,6 +631,89 @@ fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Encodes texts on the backend chosen at run time.
+struct EmbedJob<'a> {
+    args: &'a EmbedArgs,
+    texts: Vec<&'a str>,
+    bar: indicatif::ProgressBar,
+}
+
+impl tears::backend::BackendJob for EmbedJob<'_> {
+    type Output = Result<Vec<Vec<f32>>>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        use tears::text::{EmbeddingCache, EncoderOptions, SentenceEncoder};
+        let a = self.args;
+        let options = EncoderOptions {
+            batch_size: a.batch_size,
+            max_tokens: a.max_tokens,
+            normalize: !a.no_normalize,
+            ..EncoderOptions::default()
+        };
+        // Inference only: the inner (non-autodiff) backend.
+        let encoder = SentenceEncoder::<B::InnerBackend>::load(&a.model_dir, &options, &device)
+            .with_context(|| format!("loading the model in {}", a.model_dir.display()))?;
+        let bar = self.bar;
+        let mut progress = |n: usize| bar.inc(n as u64);
+        let vectors = match &a.cache {
+            Some(dir) => {
+                let cache = EmbeddingCache::open(dir)?;
+                encoder.encode_cached(&self.texts, &cache, &mut progress)?
+            }
+            None => encoder.encode_vecs(&self.texts, &mut progress)?,
+        };
+        bar.finish_and_clear();
+        Ok(vectors)
+    }
+}
+
+fn cmd_embed(a: EmbedArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    use tears::text::export;
+    let backend: tears::backend::BackendKind = a.backend.parse()?;
+    let ext = a.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if !matches!(ext.as_deref(), Some("npy" | "safetensors")) {
+        anyhow::bail!("--out {}: the extension must be .npy or .safetensors", a.out.display());
+    }
+    let stored = tears::data::StoredSummaries::load(&a.summaries)
+        .with_context(|| format!("reading the summaries {}", a.summaries.display()))?;
+    let users: Vec<u64> = stored.texts.keys().copied().collect();
+    let texts: Vec<&str> = stored.texts.values().map(String::as_str).collect();
+    let bar = if a.no_progress || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(texts.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} summaries [{elapsed_precise}, {per_sec}, eta {eta}]",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    };
+    let started = Instant::now();
+    let vectors = tears::backend::run(backend, EmbedJob { args: &a, texts, bar })??;
+    let seconds = started.elapsed().as_secs_f64();
+    let dim = vectors.first().map_or(0, Vec::len);
+    match ext.as_deref() {
+        Some("npy") => {
+            export::write_npy(&a.out, &vectors)?;
+            let sidecar = export::users_sidecar(&a.out);
+            export::write_ids(&sidecar, &users)?;
+            println!("wrote {} ({} x {dim} float32) and {}", a.out.display(), vectors.len(), sidecar.display());
+        }
+        _ => {
+            export::write_embeddings_safetensors(&a.out, &vectors, &users)?;
+            println!("wrote {} (embeddings {} x {dim}, users)", a.out.display(), vectors.len());
+        }
+    }
+    println!(
+        "{} summaries in {seconds:.2} s ({:.1} summaries/s) on {}",
+        vectors.len(),
+        vectors.len() as f64 / seconds.max(1e-9),
+        backend.name()
+    );
+    Ok(())
+}
+
 /// A tiny matrix product: proves a backend can allocate and run kernels.
 struct Probe;
 
@@ -645,6 +765,7 @@ fn main() {
         Command::Summarize(a) => cmd_summarize(*a),
         Command::Train(a) => cmd_train(*a),
         Command::Evaluate(a) => cmd_evaluate(a),
+        Command::Embed(a) => cmd_embed(*a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

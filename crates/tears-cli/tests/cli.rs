@@ -320,3 +320,100 @@ fn train_a_backbone_resume_it_and_evaluate_it() {
         assert!(String::from_utf8_lossy(&run.stderr).contains("cuda"));
     }
 }
+
+/// Reads a float32 `.npy` file: (shape, values).
+fn read_npy(path: &std::path::Path) -> ((usize, usize), Vec<f32>) {
+    let bytes = std::fs::read(path).expect("npy");
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).expect("header");
+    assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"), "{header}");
+    let shape = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).expect("shape");
+    let dims: Vec<usize> = shape.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+    let values = bytes[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    ((dims[0], dims[1]), values)
+}
+
+#[test]
+fn embed_writes_npy_and_safetensors_with_a_tiny_model() {
+    use burn::backend::Flex;
+    use tears_text::{EncoderOptions, SentenceEncoder, TextEncoder};
+    let dir = tempfile::tempdir().expect("tmp");
+    let model = dir.path().join("model");
+    tears_text::testing::write_tiny_model(&model, 5).expect("tiny model");
+    // The JSONL of `tears summarize` (extra fields, a user repeated: the later line wins).
+    let jsonl = dir.path().join("s.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            r#"{"user": 12, "prompt_hash": "x", "model": "m", "text": "Summary: the user enjoys horror."}"#,
+            "\n",
+            r#"{"user": 3, "prompt_hash": "x", "model": "m", "text": ""}"#,
+            "\n",
+            r#"{"user": 7, "prompt_hash": "x", "model": "m", "text": "old"}"#,
+            "\n",
+            r#"{"user": 7, "prompt_hash": "x", "model": "m", "text": "Summary: a family comedy with kids."}"#,
+            "\n"
+        ),
+    )
+    .expect("write");
+    let out = dir.path().join("emb.npy");
+    let cache = dir.path().join("cache");
+    let embed = |summaries: &std::path::Path, out: &std::path::Path| {
+        tears()
+            .args(["embed", "--no-progress", "--batch-size", "2", "--model-dir"])
+            .arg(&model)
+            .arg("--summaries")
+            .arg(summaries)
+            .arg("--out")
+            .arg(out)
+            .arg("--cache")
+            .arg(&cache)
+            .output()
+            .expect("run")
+    };
+    let run = embed(&jsonl, &out);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let ((n, d), values) = read_npy(&out);
+    assert_eq!((n, d), (3, 32));
+    let users = std::fs::read_to_string(dir.path().join("emb.users.txt")).expect("sidecar");
+    assert_eq!(users.lines().collect::<Vec<_>>(), ["3", "7", "12"]);
+    let encoder = SentenceEncoder::<Flex>::load(&model, &EncoderOptions::default(), &Default::default()).expect("load");
+    let expected: Vec<f32> = encoder
+        .encode(&["", "Summary: a family comedy with kids.", "Summary: the user enjoys horror."])
+        .expect("encode")
+        .into_data()
+        .into_vec()
+        .expect("f32");
+    let diff = values.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "rows differ from the library's vectors by {diff}");
+    let key = encoder.model_key().expect("key").to_string();
+    assert_eq!(tears_text::EmbeddingCache::open(&cache).expect("cache").len(&key), 3);
+
+    // A JSON object keyed like the shipped file, to safetensors.
+    let json = dir.path().join("s.json");
+    std::fs::write(&json, r#"{"12.0": "Summary: the user enjoys horror.", "3.0": ""}"#).expect("write");
+    let st = dir.path().join("emb.safetensors");
+    let run = embed(&json, &st);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let bytes = std::fs::read(&st).expect("safetensors");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
+    let emb = file.tensor("embeddings").expect("embeddings");
+    assert_eq!((emb.dtype(), emb.shape()), (safetensors::Dtype::F32, &[2usize, 32][..]));
+    let ids = file.tensor("users").expect("users");
+    let ids: Vec<u64> = ids.data().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect();
+    assert_eq!(ids, [3, 12]);
+    let first: Vec<f32> =
+        emb.data()[..128].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+    assert!(first.iter().zip(&values[..32]).all(|(a, b)| (a - b).abs() < 1e-6), "user 3 matches the .npy row");
+
+    // Bad requests: a model folder without weights, an unknown output format.
+    std::fs::remove_file(model.join("model.safetensors")).expect("rm");
+    let run = embed(&jsonl, &dir.path().join("x.npy"));
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("model.safetensors") && err.contains("missing"), "{err}");
+    let run = embed(&jsonl, &dir.path().join("x.csv"));
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains(".npy or .safetensors"));
+}
