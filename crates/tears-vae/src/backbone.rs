@@ -217,6 +217,28 @@ pub trait Trainable<B: AutodiffBackend>: Backbone<B> + AutodiffModule<B> {
     fn with_trainable(self, encoder: bool, decoder: bool) -> Self;
 }
 
+/// [`Trainable`] for a backbone whose `encoder` and `decoder` fields are its two halves.
+macro_rules! trainable_halves {
+    ($model:ident) => {
+        impl<B: burn::tensor::backend::AutodiffBackend> $crate::backbone::Trainable<B> for $model<B> {
+            fn encoder_grads(&self, grads: &mut B::Gradients) -> burn::optim::GradientsParams {
+                burn::optim::GradientsParams::from_module(grads, &self.encoder)
+            }
+
+            fn decoder_grads(&self, grads: &mut B::Gradients) -> burn::optim::GradientsParams {
+                burn::optim::GradientsParams::from_module(grads, &self.decoder)
+            }
+
+            fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
+                self.encoder = $crate::ops::with_require_grad(self.encoder, encoder);
+                self.decoder = $crate::ops::with_require_grad(self.decoder, decoder);
+                self
+            }
+        }
+    };
+}
+pub(crate) use trainable_halves;
+
 /// `mu + scale · exp(logvar / 2) · eps` while training, `mu` otherwise (and for deterministic
 /// encoders).
 pub fn reparameterize<B: Backend>(posterior: &Posterior<B>, mode: Mode<'_>, scale: f32) -> Tensor<B, 2> {

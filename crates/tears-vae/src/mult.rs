@@ -2,13 +2,12 @@
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 
-use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Trainable};
+use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, MultDaeConfig, MultVaeConfig};
-use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm, with_require_grad};
+use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm};
 
 /// Mult-DAE: `x → normalise → dropout → tanh(W₁ x + b₁) → W₂ h + b₂`.
 ///
@@ -79,21 +78,7 @@ impl<B: Backend> Backbone<B> for MultDae<B> {
     }
 }
 
-impl<B: AutodiffBackend> Trainable<B> for MultDae<B> {
-    fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
-        GradientsParams::from_module(grads, &self.encoder)
-    }
-
-    fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
-        GradientsParams::from_module(grads, &self.decoder)
-    }
-
-    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
-        self.encoder = with_require_grad(self.encoder, encoder);
-        self.decoder = with_require_grad(self.decoder, decoder);
-        self
-    }
-}
+trainable_halves!(MultDae);
 
 /// Mult-VAE's encoder: `items → hidden (tanh) → 2·latent`, split into `(mu, logvar)`.
 #[derive(Module, Debug)]
@@ -189,18 +174,4 @@ impl<B: Backend> Backbone<B> for MultVae<B> {
     }
 }
 
-impl<B: AutodiffBackend> Trainable<B> for MultVae<B> {
-    fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
-        GradientsParams::from_module(grads, &self.encoder)
-    }
-
-    fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
-        GradientsParams::from_module(grads, &self.decoder)
-    }
-
-    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
-        self.encoder = with_require_grad(self.encoder, encoder);
-        self.decoder = with_require_grad(self.decoder, decoder);
-        self
-    }
-}
+trainable_halves!(MultVae);

@@ -2,16 +2,13 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 
-use crate::backbone::{Backbone, LatentShape, Loss, Mode, Phase, Posterior, Schedule, Trainable};
+use crate::backbone::{Backbone, LatentShape, Loss, Mode, Phase, Posterior, Schedule, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
-use crate::ops::{
-    Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll, with_require_grad,
-};
+use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll};
 
 /// RecVAE's encoder: densely connected swish layers, each followed by LayerNorm,
 /// `h_k = LN(swish(W_k h_{k−1} + h_1 + … + h_{k−1}))`, then linear maps to `mu` and `logvar`.
@@ -160,18 +157,4 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
     }
 }
 
-impl<B: AutodiffBackend> Trainable<B> for RecVae<B> {
-    fn encoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
-        GradientsParams::from_module(grads, &self.encoder)
-    }
-
-    fn decoder_grads(&self, grads: &mut B::Gradients) -> GradientsParams {
-        GradientsParams::from_module(grads, &self.decoder)
-    }
-
-    fn with_trainable(mut self, encoder: bool, decoder: bool) -> Self {
-        self.encoder = with_require_grad(self.encoder, encoder);
-        self.decoder = with_require_grad(self.decoder, decoder);
-        self
-    }
-}
+trainable_halves!(RecVae);
