@@ -676,8 +676,8 @@ fn cmd_embed(a: EmbedArgs) -> Result<()> {
     }
     let stored = tears::data::StoredSummaries::load(&a.summaries)
         .with_context(|| format!("reading the summaries {}", a.summaries.display()))?;
-    let users: Vec<u64> = stored.texts.keys().copied().collect();
-    let texts: Vec<&str> = stored.texts.values().map(String::as_str).collect();
+    // Rows follow the input file's order (first appearance of each user).
+    let (users, texts): (Vec<u64>, Vec<&str>) = stored.in_file_order().unzip();
     let bar = if a.no_progress || !std::io::stderr().is_terminal() {
         indicatif::ProgressBar::hidden()
     } else {

@@ -377,10 +377,11 @@ fn embed_writes_npy_and_safetensors_with_a_tiny_model() {
     let ((n, d), values) = read_npy(&out);
     assert_eq!((n, d), (3, 32));
     let users = std::fs::read_to_string(dir.path().join("emb.users.txt")).expect("sidecar");
-    assert_eq!(users.lines().collect::<Vec<_>>(), ["3", "7", "12"]);
+    // Rows in input order (first appearance of each user).
+    assert_eq!(users.lines().collect::<Vec<_>>(), ["12", "3", "7"]);
     let encoder = SentenceEncoder::<Flex>::load(&model, &EncoderOptions::default(), &Default::default()).expect("load");
     let expected: Vec<f32> = encoder
-        .encode(&["", "Summary: a family comedy with kids.", "Summary: the user enjoys horror."])
+        .encode(&["Summary: the user enjoys horror.", "", "Summary: a family comedy with kids."])
         .expect("encode")
         .into_data()
         .into_vec()
@@ -402,10 +403,10 @@ fn embed_writes_npy_and_safetensors_with_a_tiny_model() {
     assert_eq!((emb.dtype(), emb.shape()), (safetensors::Dtype::F32, &[2usize, 32][..]));
     let ids = file.tensor("users").expect("users");
     let ids: Vec<u64> = ids.data().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect();
-    assert_eq!(ids, [3, 12]);
+    assert_eq!(ids, [12, 3], "rows in the file's key order");
     let first: Vec<f32> =
         emb.data()[..128].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
-    assert!(first.iter().zip(&values[..32]).all(|(a, b)| (a - b).abs() < 1e-6), "user 3 matches the .npy row");
+    assert!(first.iter().zip(&values[..32]).all(|(a, b)| (a - b).abs() < 1e-6), "user 12 matches the .npy row");
 
     // Bad requests: a model folder without weights, an unknown output format.
     std::fs::remove_file(model.join("model.safetensors")).expect("rm");

@@ -12,6 +12,47 @@ use crate::error::{DataError, Result};
 pub struct StoredSummaries {
     /// Summary text of each user.
     pub texts: BTreeMap<u64, String>,
+    /// The users in the order they first appear in the file (what exports follow).
+    pub order: Vec<u64>,
+}
+
+/// A JSON object's entries in file order (`serde_json::Map` sorts its keys).
+struct OrderedObject(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<OrderedObject, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(OrderedObject(entries))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+impl StoredSummaries {
+    fn insert(&mut self, user: u64, text: String) {
+        if self.texts.insert(user, text).is_none() {
+            self.order.push(user);
+        }
+    }
+
+    /// `(user, text)` in file order.
+    pub fn in_file_order(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+        self.order.iter().filter_map(|u| self.texts.get(u).map(|t| (*u, t.as_str())))
+    }
 }
 
 /// Parses a user key: `"123"`, `"123.0"` (the shipped GPT-4 file) or a JSON number.
@@ -70,25 +111,26 @@ impl StoredSummaries {
         if first == Some('{') && !looks_like_lines {
             let value: Value =
                 serde_json::from_str(&text).map_err(|e| DataError::Json { path: path.to_path_buf(), source: e })?;
-            let map = match value {
-                Value::Object(map) if !single_record(&map) => Some(map),
-                Value::Object(_) => None,
+            let is_map = match &value {
+                Value::Object(map) => !single_record(map),
                 _ => return Err(DataError::parse(path, 1, "a JSON object mapping user ids to summaries", "")),
             };
-            if let Some(map) = map {
-                let mut texts = BTreeMap::new();
-                for (k, v) in map {
+            if is_map {
+                let OrderedObject(entries) =
+                    serde_json::from_str(&text).map_err(|e| DataError::Json { path: path.to_path_buf(), source: e })?;
+                let mut out = StoredSummaries::default();
+                for (k, v) in entries {
                     let user = parse_user_key(&Value::String(k.clone()))
                         .ok_or_else(|| DataError::parse(path, 1, "user ids like \"123\" or \"123.0\" as keys", &k))?;
                     let t = summary_text(&v).ok_or_else(|| {
                         DataError::parse(path, 1, "a string (or an object of strings) as summary", &k)
                     })?;
-                    texts.insert(user, t);
+                    out.insert(user, t);
                 }
-                return Ok(StoredSummaries { texts });
+                return Ok(out);
             }
         }
-        let mut texts = BTreeMap::new();
+        let mut out = StoredSummaries::default();
         for (n, line) in text.lines().enumerate() {
             let line_no = n as u64 + 1;
             if line.trim().is_empty() {
@@ -104,9 +146,9 @@ impl StoredSummaries {
                 .get("text")
                 .and_then(summary_text)
                 .ok_or_else(|| DataError::parse(path, line_no, "a string `text` field", line))?;
-            texts.insert(user, t);
+            out.insert(user, t);
         }
-        Ok(StoredSummaries { texts })
+        Ok(out)
     }
 
     /// The summary of `user`.
@@ -133,6 +175,21 @@ impl StoredSummaries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_order_is_kept_for_objects_and_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let json = dir.path().join("s.json");
+        std::fs::write(&json, r#"{"12.0": "b", "3.0": "a", "7": "c"}"#).expect("write");
+        let s = StoredSummaries::load(&json).expect("load");
+        assert_eq!(s.order, vec![12, 3, 7]);
+        assert_eq!(s.in_file_order().map(|(_, t)| t).collect::<Vec<_>>(), ["b", "a", "c"]);
+        let lines = dir.path().join("s.jsonl");
+        let body = "{\"user\": 9, \"text\": \"x\"}\n{\"user\": 2, \"text\": \"y\"}\n{\"user\": 9, \"text\": \"z\"}\n";
+        std::fs::write(&lines, body).expect("write");
+        let s = StoredSummaries::load(&lines).expect("load");
+        assert_eq!(s.in_file_order().collect::<Vec<_>>(), [(9, "z"), (2, "y")]);
+    }
 
     #[test]
     fn json_object_with_float_keys() {
