@@ -12,7 +12,7 @@ use crate::error::{DataError, Result};
 /// Genres beyond MovieLens' 18 that the synthetic catalogue may use (with more than 18 genres).
 const EXTRA_GENRES: [&str; 2] = ["Biography", "Sport"];
 
-/// The name of synthetic genre `i` (0..20): MovieLens 1M's 18 genres, then [`EXTRA_GENRES`].
+/// The name of synthetic genre `i` (0..20): MovieLens 1M's 18 genres, then a few extra genre names.
 pub fn synthetic_genre(i: usize) -> &'static str {
     let movielens = &crate::loaders::ML100K_GENRES[1..];
     movielens.get(i).copied().unwrap_or_else(|| EXTRA_GENRES[(i - movielens.len()) % EXTRA_GENRES.len()])
