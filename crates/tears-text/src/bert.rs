@@ -397,27 +397,52 @@ impl<B: Backend> BertModel<B> {
     /// `[batch, len]` (1.0 for tokens, 0.0 for padding). `len` must not exceed
     /// [`max_positions`](Self::max_positions) and ids must be below the vocabulary size.
     pub fn hidden_states(&self, input_ids: Tensor<B, 2, Int>, attention_mask: Tensor<B, 2>) -> Tensor<B, 3> {
-        let [batch, len] = input_ids.dims();
+        self.hidden_states_until(input_ids, attention_mask, self.layers.len())
+    }
+
+    /// Token states `[batch, len, hidden]` after the embeddings and the first `layers`
+    /// transformer layers (`0`: the embeddings alone; `layers` at or above
+    /// [`num_layers`](Self::num_layers): every layer, as [`hidden_states`](Self::hidden_states)).
+    /// Same inputs as [`hidden_states`](Self::hidden_states). With
+    /// [`forward_from`](Self::forward_from) it splits [`forward`](Self::forward) in two:
+    /// `forward_from(hidden_states_until(ids, mask, k), mask, k)` equals `forward(ids, mask)`.
+    pub fn hidden_states_until(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2>,
+        layers: usize,
+    ) -> Tensor<B, 3> {
+        let [_, len] = input_ids.dims();
         let h = self.hidden;
         let words = embedding(self.word_embeddings.weight.val(), input_ids);
         let positions = self.position_embeddings.weight.val().slice([0..len, 0..h]).unsqueeze_dim::<3>(0);
         let types = self.token_type_embeddings.weight.val().slice([0..1, 0..h]).unsqueeze_dim::<3>(0);
         let x = self.embeddings_norm.forward(words + positions + types);
-        let mut x = self.dropout.forward(x).reshape([batch * len, h]);
+        let x = self.dropout.forward(x);
+        self.run_layers(x, attention_mask, 0, layers)
+    }
+
+    /// Runs layers `start..end` (clamped to the model's layers) over token states `x`
+    /// `[batch, len, hidden]`.
+    fn run_layers(&self, x: Tensor<B, 3>, attention_mask: Tensor<B, 2>, start: usize, end: usize) -> Tensor<B, 3> {
+        let [batch, len, h] = x.dims();
+        let end = end.min(self.layers.len());
+        if start >= end {
+            return x;
+        }
+        let mut x = x.reshape([batch * len, h]);
         // Additive key mask, materialised once as [batch, 1, len, len] (shared by the heads).
         let bias = (attention_mask - 1.0).mul_scalar(-MASKED).reshape([batch, 1, 1, len]).repeat_dim(2, len);
-        for layer in &self.layers {
+        for layer in &self.layers[start..end] {
             x = layer.forward(x, bias.clone(), batch, len);
         }
         x.reshape([batch, len, h])
     }
 
-    /// Sentence embeddings `[batch, hidden]`: token states pooled (mean over the mask, or the
-    /// first token), then L2-normalised if the model normalises. Differentiable.
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, attention_mask: Tensor<B, 2>) -> Tensor<B, 2> {
-        let [batch, len] = input_ids.dims();
-        let h = self.hidden;
-        let states = self.hidden_states(input_ids, attention_mask.clone());
+    /// Pools token states `[batch, len, hidden]` into sentence vectors, normalised if the model
+    /// normalises.
+    fn pool(&self, states: Tensor<B, 3>, attention_mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [batch, len, h] = states.dims();
         let pooled = if self.cls_pooling {
             states.slice([0..batch, 0..1, 0..h]).reshape([batch, h])
         } else {
@@ -431,6 +456,52 @@ impl<B: Backend> BertModel<B> {
         } else {
             pooled
         }
+    }
+
+    /// Sentence embeddings `[batch, hidden]`: token states pooled (mean over the mask, or the
+    /// first token), then L2-normalised if the model normalises. Differentiable.
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, attention_mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let states = self.hidden_states(input_ids, attention_mask.clone());
+        self.pool(states, attention_mask)
+    }
+
+    /// Sentence embeddings `[batch, hidden]` from the token states `hidden` `[batch, len, hidden]`
+    /// that the first `start_layer` layers produced (see
+    /// [`hidden_states_until`](Self::hidden_states_until)): runs layers `start_layer..` to the
+    /// top, then pools and normalises as [`forward`](Self::forward) does. `attention_mask` is the
+    /// `[batch, len]` mask of the tokens (1.0) and padding (0.0); `start_layer` at or above
+    /// [`num_layers`](Self::num_layers) only pools. Differentiable in the top layers' parameters
+    /// (and in `hidden`, if it requires a gradient).
+    ///
+    /// With the lower layers' states cached ([`LayerCache`](crate::LayerCache)), a top-n
+    /// fine-tuning step runs `n` layers instead of all of them.
+    pub fn forward_from(&self, hidden: Tensor<B, 3>, attention_mask: Tensor<B, 2>, start_layer: usize) -> Tensor<B, 2> {
+        let states = self.run_layers(hidden, attention_mask.clone(), start_layer, self.layers.len());
+        self.pool(states, attention_mask)
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// A copy with every dropout switched off (embeddings, layers, LoRA adapters), for
+    /// deterministic inference on an autodiff backend, where burn's dropout is active. The
+    /// parameters are shared with `self` (burn tensors are reference-counted).
+    pub fn without_dropout(&self) -> Self {
+        let off = || DropoutConfig::new(0.0).init();
+        let mut model = self.clone();
+        model.dropout = off();
+        for layer in &mut model.layers {
+            layer.dropout = off();
+            layer.attention.dropout = off();
+            if let Some(lora) = &mut layer.attention.lora {
+                for adapter in [&mut lora.query, &mut lora.key, &mut lora.value] {
+                    adapter.dropout = off();
+                }
+            }
+        }
+        model
     }
 
     /// Applies a fine-tuning mode: freezes what must not train, adds LoRA adapters where asked.

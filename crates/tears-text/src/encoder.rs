@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::bert::{BertModel, Pooling};
 use crate::cache::{EmbeddingCache, sha256_hex};
@@ -17,8 +18,93 @@ use crate::weights::SafetensorsWeights;
 pub trait TextEncoder<B: Backend> {
     /// The vector dimension.
     fn dim(&self) -> usize;
+
     /// Encodes `texts`; row `i` is the vector of `texts[i]`.
     fn encode(&self, texts: &[&str]) -> Result<Tensor<B, 2>>;
+
+    /// What this encoder is, for recording next to the vectors it made and checking them when
+    /// they are read back (see [`EncoderIdentity::check_matches`]).
+    fn identity(&self) -> Result<EncoderIdentity>;
+
+    /// Encodes `texts` and reads the vectors back to the host: row `i` is the vector of
+    /// `texts[i]`, each of length [`dim`](Self::dim).
+    fn encode_host(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let dim = self.dim();
+        let tensor = self.encode(texts)?;
+        if texts.is_empty() || dim == 0 {
+            return Ok(vec![Vec::new(); texts.len()]);
+        }
+        let flat: Vec<f32> = tensor
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .map_err(|e| TextError::InvalidOption(format!("reading embeddings back: {e:?}")))?;
+        if flat.len() != texts.len() * dim {
+            return Err(TextError::InvalidOption(format!(
+                "the encoder returned {} values for {} texts of dimension {dim}",
+                flat.len(),
+                texts.len()
+            )));
+        }
+        Ok(flat.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+    }
+}
+
+/// What made a set of vectors: the encoder's kind, a key that changes whenever its vectors
+/// could change (weights, tokenizer, settings), and its settings in readable form.
+///
+/// Files of embeddings (and anything trained on them) record it, so that vectors of two
+/// different encoders are never mixed silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderIdentity {
+    /// `"bert"` (a [`SentenceEncoder`]) or `"hashing"` (a [`HashingEncoder`](crate::HashingEncoder)).
+    pub kind: String,
+    /// For BERT, [`SentenceEncoder::model_key`] (SHA-256 over `model.safetensors`, `config.json`,
+    /// `tokenizer.json` and the truncation, pooling and normalisation settings); for hashing, a
+    /// hash of its configuration and version.
+    pub key: String,
+    /// The vector dimension.
+    pub dim: usize,
+    /// Pooling of token states (`"mean"`, `"cls"`), `None` where there are no token states.
+    pub pooling: Option<String>,
+    /// Truncation length in tokens, `None` where texts are not truncated.
+    pub max_tokens: Option<usize>,
+    /// Whether the vectors are L2-normalised.
+    pub normalize: bool,
+    /// Where the encoder came from: the model folder as given, or `"hashing"`.
+    pub source: String,
+}
+
+impl EncoderIdentity {
+    /// `Ok` when `other` (the identity recorded in `what_file`) describes the same encoder as
+    /// `self` (the encoder in use); otherwise a [`TextError::EncoderMismatch`] naming the file and
+    /// every field that differs. `source` is not compared: the same model may be read from two
+    /// folders, and the key already covers its files.
+    pub fn check_matches(&self, other: &EncoderIdentity, what_file: &Path) -> Result<()> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+        let opt_n = |v: &Option<usize>| v.map_or_else(|| "none".into(), |n| n.to_string());
+        let pairs = [
+            ("kind", self.kind.clone(), other.kind.clone()),
+            ("key", self.key.clone(), other.key.clone()),
+            ("dim", self.dim.to_string(), other.dim.to_string()),
+            ("pooling", opt(&self.pooling), opt(&other.pooling)),
+            ("max_tokens", opt_n(&self.max_tokens), opt_n(&other.max_tokens)),
+            ("normalize", self.normalize.to_string(), other.normalize.to_string()),
+        ];
+        let differing: Vec<&(&str, String, String)> = pairs.iter().filter(|(_, a, b)| a != b).collect();
+        if differing.is_empty() {
+            return Ok(());
+        }
+        let join = |f: &dyn Fn(&(&str, String, String)) -> String| {
+            differing.iter().map(|p| f(p)).collect::<Vec<_>>().join(", ")
+        };
+        Err(TextError::EncoderMismatch {
+            path: what_file.to_path_buf(),
+            fields: join(&|(name, _, _)| name.to_string()),
+            expected: join(&|(name, a, _)| format!("{name}={a}")) + &format!(" ({})", self.source),
+            found: join(&|(name, _, b)| format!("{name}={b}")) + &format!(" ({})", other.source),
+        })
+    }
 }
 
 /// Options of a [`SentenceEncoder`].
@@ -363,5 +449,21 @@ impl<B: Backend> TextEncoder<B> for SentenceEncoder<B> {
 
     fn encode(&self, texts: &[&str]) -> Result<Tensor<B, 2>> {
         self.encode_with_progress(texts, &mut |_| {})
+    }
+
+    fn identity(&self) -> Result<EncoderIdentity> {
+        let pooling = match self.model.pooling() {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+        };
+        Ok(EncoderIdentity {
+            kind: "bert".into(),
+            key: self.model_key()?.to_string(),
+            dim: self.model.dim(),
+            pooling: Some(pooling.into()),
+            max_tokens: Some(self.options.max_tokens),
+            normalize: self.model.normalizes(),
+            source: self.dir.display().to_string(),
+        })
     }
 }

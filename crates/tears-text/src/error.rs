@@ -86,6 +86,19 @@ pub enum TextError {
         /// What is wrong.
         reason: String,
     },
+    /// A file was made by another text encoder than the one in use (another model, another
+    /// hashing configuration, another dimension ...): its vectors are not comparable.
+    #[error("{path}: made by a different text encoder ({fields} differ): expected {expected}, found {found}")]
+    EncoderMismatch {
+        /// The file whose recorded encoder differs.
+        path: PathBuf,
+        /// The names of the fields that differ, comma-separated (`kind, key, dim` ...).
+        fields: String,
+        /// The differing fields of the encoder in use, as `name=value` pairs.
+        expected: String,
+        /// The differing fields recorded in the file, as `name=value` pairs.
+        found: String,
+    },
 }
 
 impl TextError {

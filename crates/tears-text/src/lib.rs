@@ -11,8 +11,15 @@
 //!   text of each batch, truncation at 256 tokens by default.
 //! - [`BertModel`]: the burn module itself, differentiable, with [`FineTuning`] modes: frozen,
 //!   LoRA adapters on query/key/value, top-n layers, or everything.
+//! - [`HashingEncoder`]: a deterministic hashing bag-of-words encoder (unigrams and bigrams,
+//!   sublinear tf, L2-normalised) that needs no weights.
+//! - [`EncoderIdentity`]: what made a set of vectors ([`TextEncoder::identity`]), recorded next to
+//!   them and checked when they are read back.
 //! - [`EmbeddingCache`]: embeddings on disk keyed by (model hash, text hash), safe to share
 //!   between concurrent runs.
+//! - [`LayerCache`]: the frozen lower layers' hidden states of a set of texts, kept on the host,
+//!   so that top-n fine-tuning runs only the top layers each step
+//!   ([`SentenceEncoder::cache_lower_layers`], [`BertModel::forward_from`]).
 //! - [`testing`]: a tiny random BERT folder written on the fly, for tests that need no download.
 //!
 //! ```
@@ -32,7 +39,9 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod export;
+pub mod hashing;
 pub mod io;
+pub mod layer_cache;
 pub mod testing;
 pub mod tokenizer;
 mod weights;
@@ -40,7 +49,9 @@ mod weights;
 pub use bert::{BertModel, FineTuning, LoraConfig, Pooling, checkpoint_shapes};
 pub use cache::EmbeddingCache;
 pub use config::BertConfig;
-pub use encoder::{Batch, DEFAULT_MODEL_DIR, EncoderOptions, SentenceEncoder, TextEncoder};
+pub use encoder::{Batch, DEFAULT_MODEL_DIR, EncoderIdentity, EncoderOptions, SentenceEncoder, TextEncoder};
 pub use error::{Result, TextError};
+pub use hashing::{HASHING_VERSION, HashingConfig, HashingEncoder};
+pub use layer_cache::LayerCache;
 pub use tokenizer::{DEFAULT_MAX_TOKENS, TextTokenizer};
 pub use weights::write_safetensors;
