@@ -15,12 +15,16 @@
 
 pub mod backend;
 
-/// The `Recommender` trait, EASE and most-popular baselines, model directories and evaluation
-/// (re-export of `tears-baselines`).
+/// EASE and most-popular baselines, with the seam re-exported (re-export of `tears-baselines`).
 pub use tears_baselines as baselines;
+/// The model seam: the `Recommender` trait, user profiles, the registry of model kinds, model
+/// directories and evaluation (re-export of `tears-core`).
+pub use tears_core as recommender;
 pub use tears_data as data;
 /// Top-k selection and ranking metrics (re-export of `tears-metrics`).
 pub use tears_metrics as metrics;
+/// The TEARS models: TEARS Base, TEARS on a backbone, GERS, alpha (re-export of `tears-model`).
+pub use tears_model as model;
 /// Optimal-transport kernels (closed-form Gaussian W2, batched log-domain Sinkhorn).
 pub use tears_ot as ot;
 /// Summarizers (LLM and template), prompts, the summary cache and summary edits (re-export of `tears-summarize`).

@@ -14,9 +14,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tears_data::{Interactions, Split, UserRows, Values};
 
-use crate::error::{BaselineError, Result};
 use crate::evaluate::{EvalOptions, evaluate_model};
 use crate::recommender::{Fit, Manifest, Recommender};
+use crate::{BaselineError, Result};
 
 /// Name of the weights file in a model directory: `items × items` little-endian f32, row-major
 /// (row `i` holds the weights from item `i` to every item).

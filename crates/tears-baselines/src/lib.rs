@@ -1,9 +1,7 @@
 //! # tears-baselines
 //!
-//! The [`Recommender`] trait that every tears-rs model implements (object safe; fitting and
-//! loading in [`Fit`]), model directories ([`save_model`], [`load_model`], [`Manifest`] with the
-//! item-vocabulary hash), batched evaluation with seen items masked ([`evaluate_model`],
-//! [`evaluate_split`], [`EvalSummary`]), and two baselines:
+//! Two baselines behind the [`Recommender`] seam of `tears-core` (re-exported here with model
+//! directories and evaluation, so `tears_baselines::Recommender` keeps working):
 //!
 //! - [`Ease`] (Steck 2019): `G = XᵀX + λI` in f64, `P = G⁻¹` by Cholesky with `faer`,
 //!   `B = −P / diag(P)` with a zero diagonal; λ chosen on validation NDCG@20; a memory guard
@@ -26,21 +24,18 @@
 //! ```
 
 pub mod ease;
-pub mod error;
-pub mod evaluate;
 pub mod popularity;
-pub mod recommender;
 
 use std::path::Path;
 
 pub use ease::{Ease, EaseConfig, LambdaTrial};
-pub use error::{BaselineError, Result};
-pub use evaluate::{EvalOptions, EvalSummary, MeanStderr, evaluate_model, evaluate_split};
 pub use popularity::Popularity;
-pub use recommender::{Fit, Manifest, Recommender, save_model};
-
-/// The model kinds [`load_model`] knows.
-pub const BASELINE_KINDS: [&str; 2] = ["ease", "pop"];
+/// The seam, re-exported: [`tears_core::evaluate`], [`tears_core::recommender`] and the error.
+pub use tears_core::{
+    EvalOptions, EvalSummary, Fit, Manifest, MeanStderr, ModelError as BaselineError, Recommender, Result, evaluate,
+    evaluate_model, evaluate_split, recommender, save_model,
+};
+use tears_core::{Family, ModelKind};
 
 /// Loads a baseline model saved with [`save_model`] from `dir`, after checking that it was trained
 /// on `split`'s item vocabulary. Crates with other models read the [`Manifest`] themselves and
@@ -64,13 +59,13 @@ pub const BASELINE_KINDS: [&str; 2] = ["ease", "pop"];
 pub fn load_model(dir: &Path, split: &tears_data::Split) -> Result<Box<dyn Recommender>> {
     let manifest = Manifest::read(dir)?;
     manifest.check_split(dir, split)?;
-    match manifest.kind.as_str() {
-        "ease" => Ok(Box::new(Ease::load_weights(dir, &manifest)?)),
-        "pop" => Ok(Box::new(Popularity::load_weights(dir, &manifest)?)),
-        other => Err(BaselineError::UnknownKind {
+    match manifest.kind.parse::<ModelKind>() {
+        Ok(ModelKind::Ease) => Ok(Box::new(Ease::load_weights(dir, &manifest)?)),
+        Ok(ModelKind::Pop) => Ok(Box::new(Popularity::load_weights(dir, &manifest)?)),
+        _ => Err(BaselineError::UnknownKind {
             path: Manifest::path(dir),
-            kind: other.to_string(),
-            known: BASELINE_KINDS.join(", "),
+            kind: manifest.kind.clone(),
+            known: ModelKind::names(&ModelKind::of_family(Family::Baseline)),
         }),
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tears_data::{Interactions, Split, UserRows, Values};
 
-use crate::error::{BaselineError, Result};
 use crate::recommender::{Fit, Manifest, Recommender};
+use crate::{BaselineError, Result};
 
 /// Name of the counts file in a model directory.
 pub const POPULARITY_FILE: &str = "popularity.json";

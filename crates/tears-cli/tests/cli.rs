@@ -46,9 +46,12 @@ fn prepare_summary_window_with_overrides() {
 #[test]
 fn bad_requests_fail_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tmp");
+    // An unknown dataset is a usage error (exit code 2) that lists the datasets.
     let run = tears().args(["prepare", "--dataset", "imdb", "--out"]).arg(dir.path()).output().expect("run");
-    assert_eq!(run.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("unknown dataset \"imdb\""));
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("invalid value 'imdb' for '--dataset <DATASET>'"), "{err}");
+    assert!(err.contains(&format!("[possible values: {}]", tears::data::named::DATASET_NAMES.join(", "))), "{err}");
 
     let run = tears()
         .args(["prepare", "--dataset", "ml1m", "--data-dir"])
@@ -60,6 +63,83 @@ fn bad_requests_fail_with_a_clear_message() {
     assert_eq!(run.status.code(), Some(1));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("movies.dat") && err.contains("MovieLens 1M"), "{err}");
+}
+
+/// Runs `tears` with `args` and returns its stderr, after checking that clap refused the command
+/// line (exit code 2).
+fn usage_error(args: &[&str]) -> String {
+    let run = tears().args(args).output().expect("run");
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    err
+}
+
+#[test]
+fn unknown_backends_and_sets_are_usage_errors_that_list_the_possible_values() {
+    let paths = ["--model", "m", "--split", "s"];
+    let err = usage_error(&[&["evaluate", "--backend", "tpu"], &paths[..]].concat());
+    assert!(err.contains("invalid value 'tpu' for '--backend <BACKEND>'"), "{err}");
+    assert!(err.contains("[possible values: flex, ndarray, cuda]"), "{err}");
+    let err = usage_error(&["train", "multvae", "--backend", "tpu", "--split", "s", "--out", "o"]);
+    assert!(err.contains("[possible values: flex, ndarray, cuda]"), "{err}");
+    let err = usage_error(&["embed", "--backend", "tpu", "--summaries", "s.jsonl", "--out", "o.npy"]);
+    assert!(err.contains("[possible values: flex, ndarray, cuda]"), "{err}");
+
+    let err = usage_error(&[&["evaluate", "--set", "train"], &paths[..]].concat());
+    assert!(err.contains("invalid value 'train' for '--set <SET>'"), "{err}");
+    assert!(err.contains("[possible values: test, validation]"), "{err}");
+    let err = usage_error(&["summarize", "--template", "--set", "everyone", "--split", "s", "--out", "o.jsonl"]);
+    assert!(err.contains("invalid value 'everyone' for '--set <SET>'"), "{err}");
+    assert!(err.contains("[possible values: train, validation, test, all]"), "{err}");
+
+    let err = usage_error(&["prepare", "--dataset", "synthetic", "--protocol", "leave-one-out", "--out", "o"]);
+    assert!(err.contains("[possible values: random-holdout, summary-window]"), "{err}");
+}
+
+#[test]
+fn help_lists_the_model_kinds_the_choices_and_the_library_defaults() {
+    let help = |args: &[&str]| {
+        let run = tears().args(args).arg("--help").output().expect("run");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    let train = help(&["train"]);
+    // Every kind of the registry can be trained.
+    for kind in tears::recommender::ModelKind::ALL.map(|k| k.name()) {
+        assert!(train.lines().any(|l| l.trim_start().starts_with(&format!("{kind} "))), "{kind}: {train}");
+    }
+    // Each backbone shows its own reference schedule.
+    for kind in tears::vae::BackboneKind::ALL {
+        let h = help(&["train", kind.name()]);
+        let d = kind.default_train();
+        assert!(h.contains(&format!("Epochs [default: {}]", d.epochs)), "{kind}: {h}");
+        assert!(h.contains(&format!("[default: {}]", d.lr)) && h.contains("[default: flex]"), "{kind}: {h}");
+    }
+    let ease = help(&["train", "ease"]);
+    let lambdas = tears::baselines::ease::DEFAULT_LAMBDAS.map(|l| l.to_string()).join(" ");
+    assert!(ease.contains(&format!("[default: {lambdas}]")) && ease.contains("[default: 8]"), "{ease}");
+    let evaluate = help(&["evaluate"]);
+    assert!(evaluate.contains("[default: 10 20 50 100]") && evaluate.contains("[default: test]"), "{evaluate}");
+    let prepare = help(&["prepare"]);
+    assert!(prepare.contains(&tears::data::named::DATASET_NAMES.join(", ")), "{prepare}");
+}
+
+#[test]
+fn train_needs_a_model_kind_and_keeps_the_popularity_alias() {
+    // Without a kind, the usage error lists them.
+    let err = usage_error(&["train"]);
+    assert!(err.contains("ease") && err.contains("macridvae"), "{err}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = synthetic_split(dir.path());
+    let run = tears()
+        .args(["train", "popularity", "--no-progress", "--split"])
+        .arg(&split)
+        .arg("--out")
+        .arg(dir.path().join("pop"))
+        .output()
+        .expect("train");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("fitted pop"));
 }
 
 #[test]
@@ -417,4 +497,127 @@ fn embed_writes_npy_and_safetensors_with_a_tiny_model() {
     let run = embed(&jsonl, &dir.path().join("x.csv"));
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains(".npy or .safetensors"));
+}
+
+#[test]
+fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = synthetic_split(dir.path());
+    let summaries = dir.path().join("template.jsonl");
+    let ok = |run: std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8_lossy(&run.stdout).to_string()
+    };
+    ok(tears()
+        .args(["summarize", "--template", "--no-progress", "--split"])
+        .arg(&split)
+        .arg("--out")
+        .arg(&summaries)
+        .output()
+        .expect("summarize"));
+    let backbone = dir.path().join("multvae");
+    ok(tears()
+        .args(["train", "multvae", "--epochs", "3", "--no-progress", "--split"])
+        .arg(&split)
+        .arg("--out")
+        .arg(&backbone)
+        .output()
+        .expect("train the backbone"));
+    let model = dir.path().join("tears-multvae");
+    let stdout = ok(tears()
+        .args(["train", "tears", "--backbone", "multvae", "--encoder", "hashing", "--epochs", "2", "--no-progress"])
+        .arg("--backbone-model")
+        .arg(&backbone)
+        .arg("--summaries")
+        .arg(&summaries)
+        .arg("--split")
+        .arg(&split)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .expect("train tears"));
+    assert!(stdout.contains("validation ndcg@20 by alpha") && stdout.contains("alpha* = "), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["kind"], "tears");
+    let record = &manifest["hyper_parameters"];
+    assert_eq!(record["encoder"]["identity"]["kind"], "hashing");
+    assert_eq!(record["backbone"]["vocabulary_hash"], manifest["vocabulary_hash"]);
+    assert_eq!(record["validation_sweep"].as_array().map(Vec::len), Some(11));
+    assert!(record["summaries"]["sha256"].as_str().is_some_and(|h| h.len() == 64));
+
+    let json = dir.path().join("sweep.json");
+    let stdout = ok(tears()
+        .args(["evaluate", "--alpha", "sweep", "--k", "20", "--model"])
+        .arg(&model)
+        .arg("--split")
+        .arg(&split)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("evaluate"));
+    assert!(stdout.contains("at alpha 0.0") && stdout.contains("at alpha 1.0"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json file")).expect("json");
+    let rows = v.as_array().expect("one summary per alpha");
+    assert_eq!(rows.len(), 11);
+    assert_eq!(rows[10]["alpha"], 1.0);
+    assert!(rows.iter().all(|r| r["model"] == "tears" && r["metrics"]["ndcg@20"]["mean"].as_f64().is_some()));
+
+    // Summaries for only a few users: a clear error naming the file, or an explicit choice.
+    let few = dir.path().join("few.jsonl");
+    let text = std::fs::read_to_string(&summaries).expect("summaries");
+    std::fs::write(&few, text.lines().take(5).collect::<Vec<_>>().join("\n")).expect("few");
+    let run = tears()
+        .args(["evaluate", "--alpha", "1", "--model"])
+        .arg(&model)
+        .arg("--split")
+        .arg(&split)
+        .arg("--summaries")
+        .arg(&few)
+        .output()
+        .expect("evaluate");
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("have no summary in") && err.contains("few.jsonl") && err.contains("--missing-summary"),
+        "{err}"
+    );
+    let stdout = ok(tears()
+        .args(["evaluate", "--alpha", "1", "--missing-summary", "empty", "--model"])
+        .arg(&model)
+        .arg("--split")
+        .arg(&split)
+        .arg("--summaries")
+        .arg(&few)
+        .output()
+        .expect("evaluate"));
+    assert!(stdout.contains("at alpha 1.0"), "{stdout}");
+
+    // GERS Base needs no summaries and no backbone.
+    let gers = dir.path().join("gers");
+    ok(tears()
+        .args(["train", "gers", "--backbone", "none", "--epochs", "2", "--no-progress", "--split"])
+        .arg(&split)
+        .arg("--out")
+        .arg(&gers)
+        .output()
+        .expect("train gers"));
+    let stdout =
+        ok(tears().args(["evaluate", "--model"]).arg(&gers).arg("--split").arg(&split).output().expect("evaluate"));
+    assert!(stdout.contains("gers on synthetic (test) at alpha 1.0"), "{stdout}");
+    // A fused model without its backbone directory is a usage error.
+    let run = tears()
+        .args(["train", "tears", "--backbone", "recvae", "--encoder", "hashing", "--split"])
+        .arg(&split)
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--backbone-model"));
 }

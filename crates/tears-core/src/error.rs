@@ -1,4 +1,4 @@
-//! Error type of the baselines crate.
+//! The error type shared by every model crate: fitting, scoring, saving, loading, evaluating.
 
 use std::path::PathBuf;
 
@@ -7,12 +7,12 @@ use std::path::PathBuf;
 /// Errors that come from a file name the file; nothing in this crate panics on user data.
 ///
 /// ```
-/// use tears_baselines::BaselineError;
-/// let err = BaselineError::TooLarge { items: 100_000, bytes: 80_000_000_000, limit: 8 << 30 };
+/// use tears_core::ModelError;
+/// let err = ModelError::TooLarge { items: 100_000, bytes: 80_000_000_000, limit: 8 << 30 };
 /// assert!(err.to_string().contains("100000 items"));
 /// ```
 #[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
+pub enum ModelError {
     /// A data error (reading a split, building a matrix, writing a file).
     #[error(transparent)]
     Data(#[from] tears_data::DataError),
@@ -57,6 +57,23 @@ pub enum BaselineError {
     /// A model trained on one item vocabulary was loaded against a split with another.
     #[error("{0}")]
     VocabularyMismatch(Box<VocabularyMismatch>),
+    /// Evaluated users without the profile (summary, genre vector) the model reads.
+    #[error(
+        "{missing} of {users} users have no {what}{}: e.g. user(s) {examples}; supply them, or choose `--missing-summary empty` or `--missing-summary skip`",
+        source_name.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
+    )]
+    MissingProfiles {
+        /// What is missing (`summary`, `genre vector`).
+        what: &'static str,
+        /// How many users lack one.
+        missing: usize,
+        /// Users asked for.
+        users: usize,
+        /// Up to five of the users, comma-separated.
+        examples: String,
+        /// The file the profiles came from, when known.
+        source_name: Option<PathBuf>,
+    },
     /// A model kind that this loader does not know.
     #[error("{}: unknown model kind {kind:?} (known here: {known})", path.display())]
     UnknownKind {
@@ -69,7 +86,7 @@ pub enum BaselineError {
     },
 }
 
-/// The details of [`BaselineError::VocabularyMismatch`].
+/// The details of [`ModelError::VocabularyMismatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VocabularyMismatch {
     /// The model directory.
@@ -105,4 +122,4 @@ impl std::fmt::Display for VocabularyMismatch {
 }
 
 /// Result alias of this crate.
-pub type Result<T, E = BaselineError> = std::result::Result<T, E>;
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use tears_data::{EvalSet, EvalUsers, Interactions, Split, UserRows, Values};
 use tears_metrics::{AccuracyReport, DEFAULT_KS, Evaluator, MetricsError};
 
-use crate::error::{BaselineError, Result};
+use crate::error::{ModelError, Result};
+use crate::profile::{MissingProfile, Profiles, resolve};
 use crate::recommender::Recommender;
 
 /// Options of [`evaluate_model`].
 ///
 /// ```
-/// let options = tears_baselines::EvalOptions::default();
+/// let options = tears_core::EvalOptions::default();
 /// assert_eq!(options.ks, vec![10, 20, 50, 100]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +35,7 @@ impl Default for EvalOptions {
 /// Rows `start..end` of `rows` as their own [`UserRows`].
 ///
 /// ```
-/// use tears_baselines::evaluate::slice_rows;
+/// use tears_core::evaluate::slice_rows;
 /// use tears_data::split::{Rating, UserRows};
 /// let mut rows = UserRows::new();
 /// for u in 0..3 { rows.push(u, [Rating { item: u as u32, rating: 5.0, timestamp: 0 }]); }
@@ -55,7 +56,8 @@ pub fn slice_rows(rows: &UserRows, range: std::ops::Range<usize>) -> UserRows {
 /// held-out items are excluded (counted in `excluded`).
 ///
 /// ```
-/// use tears_baselines::{evaluate_model, EvalOptions, Popularity};
+/// use tears_baselines::Popularity;
+/// use tears_core::{evaluate_model, EvalOptions};
 /// use tears_data::{prepare, DatasetName, PrepareOptions};
 ///
 /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
@@ -63,18 +65,42 @@ pub fn slice_rows(rows: &UserRows, range: std::ops::Range<usize>) -> UserRows {
 /// let report = evaluate_model(&model, &split.test, &EvalOptions::default())?;
 /// let at20 = report.at(20).expect("k = 20");
 /// assert!(at20.ndcg.mean > 0.0 && at20.ndcg.counted > 0);
-/// # Ok::<(), tears_baselines::BaselineError>(())
+/// # Ok::<(), tears_core::ModelError>(())
 /// ```
 ///
 /// # Errors
 /// A zero batch size or cut-off, a score buffer of the wrong size, an item out of range.
 pub fn evaluate_model(model: &dyn Recommender, users: &EvalUsers, options: &EvalOptions) -> Result<AccuracyReport> {
-    if options.batch_size == 0 {
-        return Err(BaselineError::Config("batch size must be at least 1".into()));
+    evaluate_with_profiles(model, users, None, MissingProfile::Error, options)
+}
+
+/// Rows `indices` of `rows` as their own [`UserRows`], in that order.
+pub fn select_rows(rows: &UserRows, indices: &[usize]) -> UserRows {
+    let mut out = UserRows::new();
+    for &r in indices {
+        if r < rows.len() {
+            out.push(rows.users[r], rows.row(r).iter().copied());
+        }
     }
-    let n = model.n_items();
-    let seen = Interactions::from_rows(&users.foldin, n, Values::Seen)?;
-    let heldout = Interactions::from_rows(&users.heldout, n, Values::Seen)?;
+    out
+}
+
+/// [`evaluate_model`] for models that read profiles (summaries, genre vectors): each user's
+/// profile comes from `profiles`, and users without a required one are handled by `missing`.
+///
+/// # Errors
+/// As [`evaluate_model`]; [`ModelError::MissingProfiles`] when a required profile is missing
+/// under [`MissingProfile::Error`].
+pub fn evaluate_with_profiles(
+    model: &dyn Recommender,
+    users: &EvalUsers,
+    profiles: Option<&Profiles>,
+    missing: MissingProfile,
+    options: &EvalOptions,
+) -> Result<AccuracyReport> {
+    if options.batch_size == 0 {
+        return Err(ModelError::Config("batch size must be at least 1".into()));
+    }
     if users.heldout.len() != users.foldin.len() {
         return Err(MetricsError::SizeMismatch {
             what: "held-out rows",
@@ -83,12 +109,19 @@ pub fn evaluate_model(model: &dyn Recommender, users: &EvalUsers, options: &Eval
         }
         .into());
     }
+    let n = model.n_items();
+    let picked = resolve(profiles, users.users(), model.profile_kind(), missing)?;
+    let foldin = select_rows(&users.foldin, &picked.rows);
+    let heldout = select_rows(&users.heldout, &picked.rows);
+    let seen = Interactions::from_rows(&foldin, n, Values::Seen)?;
+    let heldout = Interactions::from_rows(&heldout, n, Values::Seen)?;
     let mut ev = Evaluator::new(&options.ks)?;
     let mut start = 0;
-    while start < users.len() {
-        let end = (start + options.batch_size).min(users.len());
-        let batch = slice_rows(&users.foldin, start..end);
-        let scores = model.score(&batch)?;
+    while start < foldin.len() {
+        let end = (start + options.batch_size).min(foldin.len());
+        let batch = slice_rows(&foldin, start..end);
+        let batch_profiles: Vec<_> = picked.profiles[start..end].iter().map(Option::as_ref).collect();
+        let scores = model.score_with_profiles(&batch, &batch_profiles)?;
         let matrix = tears_metrics::ScoreMatrix::new(&scores, end - start, n)?;
         let seen_lists: Vec<&[usize]> = (start..end).map(|r| seen.row_items(r)).collect();
         let heldout_lists: Vec<&[usize]> = (start..end).map(|r| heldout.row_items(r)).collect();
@@ -112,7 +145,8 @@ pub struct MeanStderr {
 /// with keys `recall@K`, `plain_recall@K` and `ndcg@K` for every cut-off.
 ///
 /// ```
-/// use tears_baselines::{evaluate_split, EvalOptions, EvalSummary, Popularity};
+/// use tears_baselines::Popularity;
+/// use tears_core::{evaluate_split, EvalOptions, EvalSummary};
 /// use tears_data::{prepare, DatasetName, EvalSet, PrepareOptions};
 ///
 /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
@@ -121,7 +155,7 @@ pub struct MeanStderr {
 /// let report = evaluate_split(&model, &split, EvalSet::Test, &options)?;
 /// let summary = EvalSummary::new("pop", &split.meta.dataset, EvalSet::Test, &report);
 /// assert!(summary.metrics.contains_key("plain_recall@20"));
-/// # Ok::<(), tears_baselines::BaselineError>(())
+/// # Ok::<(), tears_core::ModelError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalSummary {
@@ -137,6 +171,9 @@ pub struct EvalSummary {
     pub excluded: usize,
     /// `recall@K`, `plain_recall@K`, `ndcg@K`.
     pub metrics: BTreeMap<String, MeanStderr>,
+    /// The mixing weight of a fused model (1 = profile only), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
 }
 
 impl EvalSummary {
@@ -158,6 +195,7 @@ impl EvalSummary {
             users,
             excluded,
             metrics,
+            alpha: None,
         }
     }
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tears_data::{Split, UserRows};
 
-use crate::error::{BaselineError, Result};
+use crate::error::{ModelError, Result};
+use crate::profile::{Profile, ProfileKind};
 
 /// Name of the manifest file in a model directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -26,14 +27,15 @@ pub const MANIFEST_FORMAT: u32 = 1;
 /// loading, which construct a model, live in [`Fit`].
 ///
 /// ```
-/// use tears_baselines::{Popularity, Recommender};
+/// use tears_baselines::Popularity;
+/// use tears_core::Recommender;
 /// use tears_data::{prepare, DatasetName, PrepareOptions};
 ///
 /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
 /// let model: Box<dyn Recommender> = Box::new(Popularity::fit_split(&split)?);
 /// let scores = model.score(&split.test.foldin)?;
 /// assert_eq!(scores.len(), split.test.len() * model.n_items());
-/// # Ok::<(), tears_baselines::BaselineError>(())
+/// # Ok::<(), tears_core::ModelError>(())
 /// ```
 pub trait Recommender {
     /// Short name of the model kind (`"ease"`, `"pop"`, ...), recorded in the manifest.
@@ -53,12 +55,44 @@ pub trait Recommender {
     /// An item index out of range, or a model-specific failure.
     fn score(&self, foldin: &UserRows) -> Result<Vec<f32>>;
 
+    /// What the model reads besides the fold-in rows ([`ProfileKind::None`] unless overridden).
+    fn profile_kind(&self) -> ProfileKind {
+        ProfileKind::None
+    }
+
+    /// Scores every item for every row of `foldin`, row `r` with its user's profile
+    /// `profiles[r]` (a summary, a genre vector; `None`: no profile given). Models that read no
+    /// profile ignore them (the default calls [`Recommender::score`]).
+    ///
+    /// # Errors
+    /// As [`Recommender::score`]; a model that needs profiles refuses a missing or mismatched one.
+    fn score_with_profiles(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<Vec<f32>> {
+        check_profiles(foldin, profiles)?;
+        self.score(foldin)
+    }
+
     /// Writes the model's weight files into `dir` (which exists). The manifest is written by
     /// [`save_model`], not here.
     ///
     /// # Errors
     /// An I/O error naming the file.
     fn save_weights(&self, dir: &Path) -> Result<()>;
+}
+
+/// Checks that there is one profile slot per fold-in row.
+///
+/// # Errors
+/// [`tears_metrics::MetricsError::SizeMismatch`] otherwise.
+pub fn check_profiles(foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<()> {
+    if profiles.len() != foldin.len() {
+        return Err(tears_metrics::MetricsError::SizeMismatch {
+            what: "profiles",
+            expected: foldin.len(),
+            found: profiles.len(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Fitting and loading: the constructors of a [`Recommender`].
@@ -108,7 +142,7 @@ pub struct Manifest {
 /// The hex form of a vocabulary hash used in manifests.
 ///
 /// ```
-/// assert_eq!(tears_baselines::recommender::hash_hex(255), "00000000000000ff");
+/// assert_eq!(tears_core::recommender::hash_hex(255), "00000000000000ff");
 /// ```
 pub fn hash_hex(hash: u64) -> String {
     format!("{hash:016x}")
@@ -144,7 +178,7 @@ impl Manifest {
         let path = Self::path(dir);
         let bytes = std::fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                BaselineError::Malformed {
+                ModelError::Malformed {
                     path: path.clone(),
                     message: "not found: not a model directory (write one with `tears train`)".into(),
                 }
@@ -153,9 +187,9 @@ impl Manifest {
             }
         })?;
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|source| BaselineError::Json { path: path.clone(), source })?;
+            serde_json::from_slice(&bytes).map_err(|source| ModelError::Json { path: path.clone(), source })?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(BaselineError::Malformed {
+            return Err(ModelError::Malformed {
                 path,
                 message: format!("manifest format {} is not supported (expected {MANIFEST_FORMAT})", manifest.format),
             });
@@ -169,8 +203,7 @@ impl Manifest {
     /// An I/O error naming the file.
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = Self::path(dir);
-        let json =
-            serde_json::to_vec_pretty(self).map_err(|source| BaselineError::Json { path: path.clone(), source })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|source| ModelError::Json { path: path.clone(), source })?;
         tears_data::io::write_atomic(&path, |w| {
             w.write_all(&json)?;
             w.write_all(b"\n")
@@ -181,11 +214,11 @@ impl Manifest {
     /// Checks that the model was trained on `split`'s item vocabulary.
     ///
     /// # Errors
-    /// [`BaselineError::VocabularyMismatch`] naming both datasets and hashes.
+    /// [`ModelError::VocabularyMismatch`] naming both datasets and hashes.
     pub fn check_split(&self, dir: &Path, split: &Split) -> Result<()> {
         let split_hash = hash_hex(split.vocabulary_hash());
         if split_hash != self.vocabulary_hash || split.n_items() != self.n_items {
-            return Err(BaselineError::VocabularyMismatch(Box::new(crate::error::VocabularyMismatch {
+            return Err(ModelError::VocabularyMismatch(Box::new(crate::error::VocabularyMismatch {
                 dir: dir.to_path_buf(),
                 model_dataset: self.dataset.clone(),
                 model_hash: self.vocabulary_hash.clone(),
@@ -202,7 +235,8 @@ impl Manifest {
 /// Saves `model` (trained on `split` with `seed`) into `dir`: its weights first, then the manifest.
 ///
 /// ```
-/// use tears_baselines::{load_model, save_model, Popularity, Recommender};
+/// use tears_baselines::{load_model, Popularity};
+/// use tears_core::{save_model, Recommender};
 /// use tears_data::{prepare, DatasetName, PrepareOptions};
 ///
 /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
@@ -212,7 +246,7 @@ impl Manifest {
 /// let loaded = load_model(&dir, &split)?;
 /// assert_eq!(loaded.score(&split.test.foldin)?, model.score(&split.test.foldin)?);
 /// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), tears_baselines::BaselineError>(())
+/// # Ok::<(), tears_core::ModelError>(())
 /// ```
 ///
 /// # Errors

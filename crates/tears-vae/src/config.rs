@@ -65,6 +65,28 @@ impl BackboneKind {
     }
 }
 
+impl From<BackboneKind> for tears_core::ModelKind {
+    fn from(kind: BackboneKind) -> Self {
+        match kind {
+            BackboneKind::MultDae => tears_core::ModelKind::MultDae,
+            BackboneKind::MultVae => tears_core::ModelKind::MultVae,
+            BackboneKind::RecVae => tears_core::ModelKind::RecVae,
+            BackboneKind::MacridVae => tears_core::ModelKind::MacridVae,
+        }
+    }
+}
+
+impl TryFrom<tears_core::ModelKind> for BackboneKind {
+    type Error = VaeError;
+
+    fn try_from(kind: tears_core::ModelKind) -> Result<Self, VaeError> {
+        BackboneKind::ALL
+            .into_iter()
+            .find(|b| tears_core::ModelKind::from(*b) == kind)
+            .ok_or_else(|| VaeError::Config(format!("{kind} is not a VAE backbone")))
+    }
+}
+
 impl fmt::Display for BackboneKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

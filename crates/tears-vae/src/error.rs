@@ -11,7 +11,7 @@ pub enum VaeError {
     Data(#[from] tears_data::DataError),
     /// Manifests, evaluation and vocabulary checks (shared with the baselines).
     #[error(transparent)]
-    Baseline(#[from] tears_baselines::BaselineError),
+    Model(#[from] tears_core::ModelError),
     /// A hyper-parameter or option that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -44,16 +44,16 @@ pub enum VaeError {
 /// `Result` with [`VaeError`].
 pub type Result<T, E = VaeError> = std::result::Result<T, E>;
 
-impl From<VaeError> for tears_baselines::BaselineError {
+impl From<VaeError> for tears_core::ModelError {
     fn from(e: VaeError) -> Self {
         match e {
-            VaeError::Baseline(b) => b,
-            VaeError::Data(d) => tears_baselines::BaselineError::Data(d),
-            VaeError::Config(c) => tears_baselines::BaselineError::Config(c),
+            VaeError::Model(b) => b,
+            VaeError::Data(d) => tears_core::ModelError::Data(d),
+            VaeError::Config(c) => tears_core::ModelError::Config(c),
             VaeError::Record { path, message } | VaeError::Checkpoint { path, message } => {
-                tears_baselines::BaselineError::Malformed { path, message }
+                tears_core::ModelError::Malformed { path, message }
             }
-            other => tears_baselines::BaselineError::Numerical(other.to_string()),
+            other => tears_core::ModelError::Numerical(other.to_string()),
         }
     }
 }

@@ -13,13 +13,13 @@
 //!
 //! Every backbone implements [`Backbone`] (`encode`, `sample`, `decode`, its loss; what the TEARS
 //! fusion model needs: a frozen encoder, a fine-tuned decoder fed mixed latents) and, once trained,
-//! `tears_baselines::Recommender` through [`Trained`]. [`train`] / [`fit`] run the seeded
-//! training loop with validation NDCG@100, best-epoch selection, early stopping and resumable
+//! `tears_core::Recommender` through [`Trained`]. [`train`] / [`fit`] run the seeded
+//! training loop ([`epochs::run_epochs`], shared with the TEARS models) with validation NDCG@100, best-epoch selection, early stopping and resumable
 //! checkpoints; [`load`] reads a model directory back on any backend.
 //!
 //! ```
 //! use burn::backend::{Autodiff, Flex};
-//! use tears_baselines::{evaluate_split, EvalOptions};
+//! use tears_core::{evaluate_split, EvalOptions};
 //! use tears_data::{prepare, DatasetName, EvalSet, PrepareOptions};
 //! use tears_vae::{fit, MultVae, MultVaeConfig, RunOptions, TrainConfig};
 //!
@@ -35,7 +35,10 @@
 //! ```
 
 pub mod backbone;
+pub mod checkpoint;
 pub mod config;
+pub mod early_stopping;
+pub mod epochs;
 pub mod error;
 pub mod macrid;
 pub mod model;
@@ -46,18 +49,21 @@ pub mod recvae;
 pub mod trainer;
 
 use burn::tensor::backend::AutodiffBackend;
-use tears_baselines::Recommender;
+use tears_core::Recommender;
 use tears_data::Split;
 
 pub use backbone::{Backbone, LatentShape, Loss, Mode, Phase, Posterior, Schedule, Trainable};
+pub use checkpoint::{Counters, Fingerprint, RunState};
 pub use config::{BackboneKind, MacridConfig, ModelConfig, MultDaeConfig, MultVaeConfig, RecVaeConfig, TrainConfig};
+pub use early_stopping::{Decision, EarlyStopping};
+pub use epochs::{EpochTask, run_epochs, write_train_log};
 pub use error::{Result, VaeError};
 pub use macrid::MacridVae;
 pub use model::{AnyBackbone, SavedBackbone, TrainSummary, Trained, load, load_backbone};
 pub use mult::{MultDae, MultVae};
 pub use noise::NoiseSource;
 pub use recvae::RecVae;
-pub use trainer::{EpochLog, EpochLoss, RunOptions, TrainReport, Trainer, fit, train};
+pub use trainer::{BackboneTask, EpochLog, EpochLoss, RunOptions, TrainReport, Trainer, fit, train};
 
 /// Builds the backbone `model` describes (seeded with `train.seed`), trains it on `split` and
 /// returns it as a boxed [`Recommender`] on `B`'s inner backend, with the report. With

@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
-use tears_baselines::{BaselineError, Manifest, Recommender};
+use tears_core::{Manifest, ModelError, Recommender};
 use tears_data::{Interactions, Split, UserRows, Values};
 
 use crate::backbone::Backbone;
@@ -136,7 +136,7 @@ impl<B: Backend, M: Backbone<B>> Recommender for Trained<B, M> {
         })
     }
 
-    fn score(&self, foldin: &UserRows) -> tears_baselines::Result<Vec<f32>> {
+    fn score(&self, foldin: &UserRows) -> tears_core::Result<Vec<f32>> {
         if foldin.is_empty() {
             return Ok(Vec::new());
         }
@@ -145,10 +145,10 @@ impl<B: Backend, M: Backbone<B>> Recommender for Trained<B, M> {
             .score(x)
             .into_data()
             .to_vec::<f32>()
-            .map_err(|e| BaselineError::Numerical(format!("reading scores back from the device: {e:?}")))
+            .map_err(|e| ModelError::Numerical(format!("reading scores back from the device: {e:?}")))
     }
 
-    fn save_weights(&self, dir: &Path) -> tears_baselines::Result<()> {
+    fn save_weights(&self, dir: &Path) -> tears_core::Result<()> {
         save_record::<B, M>(&self.model, &dir.join(WEIGHTS_FILE))?;
         Ok(())
     }
@@ -202,7 +202,7 @@ impl SavedBackbone {
     pub fn read(dir: &Path, split: &Split) -> Result<Self> {
         let manifest = Manifest::read(dir)?;
         let path = Manifest::path(dir);
-        let kind: BackboneKind = manifest.kind.parse().map_err(|_| BaselineError::UnknownKind {
+        let kind: BackboneKind = manifest.kind.parse().map_err(|_| ModelError::UnknownKind {
             path: path.clone(),
             kind: manifest.kind.clone(),
             known: BackboneKind::ALL.map(BackboneKind::name).join(", "),

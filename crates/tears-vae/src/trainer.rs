@@ -1,13 +1,14 @@
-//! The trainer: seeded mini-batches from the sparse training matrix, the KL schedules, Adam,
-//! per-epoch validation NDCG with best-epoch selection and early stopping, a progress bar, and
-//! checkpoints that resume.
+//! The backbone trainer: seeded mini-batches from the sparse training matrix, the KL schedules
+//! and Adam ([`Trainer`], one epoch at a time), driven by the shared loop of [`crate::epochs`]
+//! (validation, best-epoch selection, early stopping, checkpoints, progress) through
+//! [`BackboneTask`].
 //!
 //! With an output directory, every epoch ends by writing `checkpoint/` (the model, the
 //! optimiser states and `state.json`, each atomically, the state last) and, when the epoch is the
 //! best so far, `weights.mpk`. A later run with the same configuration and split continues from
 //! the last finished epoch and reaches the same numbers as an uninterrupted run.
 
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,15 +16,16 @@ use burn::module::AutodiffModule;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, adaptor::OptimizerAdaptor};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use tears_baselines::{EvalOptions, evaluate_model, save_model};
+use tears_core::{EvalOptions, evaluate_model, save_model};
 use tears_data::{Interactions, Split, Values};
 
 use crate::backbone::{Backbone, Mode, Phase, Schedule, Trainable};
+use crate::checkpoint::{Counters, Fingerprint, load_optimizer, save_optimizer};
 use crate::config::{ModelConfig, TrainConfig};
+use crate::epochs::{self, EpochTask};
 use crate::error::{Result, VaeError};
-use crate::model::{TrainSummary, Trained, WEIGHTS_FILE, load_record, save_record};
+use crate::model::{TrainSummary, Trained, load_record, save_record};
 use crate::noise::NoiseSource;
 
 /// Where and how a training run keeps its files.
@@ -57,6 +59,9 @@ pub struct EpochLog {
     pub train_seconds: f64,
     /// Wall-clock seconds of the validation.
     pub eval_seconds: f64,
+    /// Further named loss terms (the TEARS models' three NLLs, alignment and KL).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, f64>,
 }
 
 /// The outcome of [`train`].
@@ -70,24 +75,6 @@ pub struct TrainReport {
     pub resumed_after: usize,
 }
 
-const STATE_FORMAT: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    format: u32,
-    model: ModelConfig,
-    train: TrainConfig,
-    vocabulary_hash: u64,
-    n_train_users: usize,
-    epochs_done: usize,
-    updates: u64,
-    noise_draws: u64,
-    best_epoch: usize,
-    best_value: Option<f64>,
-    epochs_since_best: usize,
-    history: Vec<EpochLog>,
-}
-
 type Adaptor<B, M> = OptimizerAdaptor<Adam, M, B>;
 
 fn adam<B: AutodiffBackend, M: AutodiffModule<B>>() -> Adaptor<B, M> {
@@ -95,12 +82,8 @@ fn adam<B: AutodiffBackend, M: AutodiffModule<B>>() -> Adaptor<B, M> {
     AdamConfig::new().with_epsilon(1e-8).init::<B, M>()
 }
 
-fn checkpoint_dir(out: &Path) -> PathBuf {
-    out.join("checkpoint")
-}
-
 /// Mean losses of one epoch (over every mini-batch of every pass).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EpochLoss {
     /// Mean total loss.
     pub loss: f64,
@@ -108,6 +91,8 @@ pub struct EpochLoss {
     pub nll: f64,
     /// Mean weighted regulariser.
     pub regularizer: f64,
+    /// Further named terms, logged in [`EpochLog::parts`].
+    pub parts: BTreeMap<String, f64>,
 }
 
 /// Runs the training epochs of one backbone: seeded mini-batches from the sparse training
@@ -256,7 +241,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         if !loss.is_finite() {
             return Err(VaeError::Diverged { epoch, loss: loss as f32 });
         }
-        Ok(EpochLoss { loss, nll, regularizer })
+        Ok(EpochLoss { loss, nll, regularizer, parts: BTreeMap::new() })
     }
 
     fn take_model(&mut self) -> M {
@@ -310,21 +295,6 @@ fn order_seed(seed: u64, epoch: usize, pass: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-fn progress_bar(epochs: usize, start: usize, show: bool, what: &str) -> ProgressBar {
-    if !(show && std::io::stderr().is_terminal()) {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(epochs as u64), ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{prefix} [{bar:30}] epoch {pos}/{len} {elapsed_precise} (eta {eta}) {msg}")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_prefix(what.to_string());
-    bar.set_position(start as u64);
-    bar
-}
-
 /// Trains `model` on `split.train` and returns the best epoch's model (on the inner backend,
 /// ready to score) and the report.
 ///
@@ -346,138 +316,109 @@ where
     M: Trainable<B>,
     M::InnerModule: Backbone<B::InnerBackend>,
 {
-    let mut trainer = Trainer::new(model, split, config, device)?;
-    let model_config = trainer.model_config;
-    let mut state = State {
-        format: STATE_FORMAT,
-        model: model_config,
-        train: config.clone(),
-        vocabulary_hash: split.vocabulary_hash(),
-        n_train_users: trainer.x.n_rows(),
-        epochs_done: 0,
-        updates: 0,
-        noise_draws: 0,
-        best_epoch: 0,
-        best_value: None,
-        epochs_since_best: 0,
-        history: Vec::new(),
-    };
-    let mut best: Option<M::InnerModule> = None;
+    let mut task = BackboneTask { trainer: Trainer::new(model, split, config, device)?, split };
+    let schedule = epochs::Schedule { epochs: config.epochs, patience: config.patience, select_k: config.select_k };
+    epochs::run_epochs(&mut task, &schedule, run)
+}
 
-    if let (Some(out), true) = (&run.out_dir, run.resume) {
-        let state_path = checkpoint_dir(out).join("state.json");
-        if state_path.exists() {
-            let saved = read_state(&state_path)?;
-            check_resumable(&saved, &state, &state_path)?;
-            let ck = checkpoint_dir(out);
-            let model = load_record(trainer.take_model(), &ck.join("model.mpk"), device)?;
-            trainer.optim_all = load_optimizer(adam::<B, M>(), &ck.join("optim.mpk"), device)?;
-            trainer.optim_enc = load_optimizer(adam::<B, M>(), &ck.join("optim_encoder.mpk"), device)?;
-            trainer.optim_dec = load_optimizer(adam::<B, M>(), &ck.join("optim_decoder.mpk"), device)?;
-            if saved.best_epoch > 0 {
-                best = Some(load_record(model.valid(), &out.join(WEIGHTS_FILE), device)?);
-            }
-            trainer.model = Some(model);
-            trainer.updates = saved.updates;
-            trainer.noise = NoiseSource::new(config.seed, saved.noise_draws);
-            tracing::info!(epochs_done = saved.epochs_done, "resuming from {}", ck.display());
-            state = State { train: config.clone(), ..saved };
-        }
+/// A backbone's training as an [`EpochTask`] of the shared loop: [`Trainer`] epochs, validation
+/// NDCG@`select_k` of the posterior-mean scores on `split.validation`.
+pub struct BackboneTask<'a, B: AutodiffBackend, M: Trainable<B>> {
+    /// The epoch runner.
+    pub trainer: Trainer<'a, B, M>,
+    /// The split (its validation users select the epoch).
+    pub split: &'a Split,
+}
+
+impl<B, M> EpochTask for BackboneTask<'_, B, M>
+where
+    B: AutodiffBackend,
+    M: Trainable<B>,
+    M::InnerModule: Backbone<B::InnerBackend>,
+{
+    type Snapshot = M::InnerModule;
+    type Error = VaeError;
+
+    fn label(&self) -> String {
+        self.trainer.model_config.kind().name().to_string()
     }
-    let resumed_after = state.epochs_done;
-    let what = model_config.kind().name();
-    let bar = progress_bar(config.epochs, state.epochs_done, run.progress, what);
-    let eval_options = EvalOptions { ks: vec![config.select_k], batch_size: config.eval_batch_size };
-    let positive_above = split.meta.positive_above;
-    let mut stopped_early = false;
 
-    for epoch in state.epochs_done + 1..=config.epochs {
-        if let Some(patience) = config.patience
-            && state.best_epoch > 0
-            && state.epochs_since_best >= patience
-        {
-            stopped_early = true;
-            break;
-        }
-        let started = Instant::now();
-        let EpochLoss { loss, nll, regularizer } = trainer.epoch(epoch)?;
-        let train_seconds = started.elapsed().as_secs_f64();
-        let eval_started = Instant::now();
-        let inner = trainer.model().valid();
-        let validation_ndcg = if split.validation.is_empty() {
-            None
-        } else {
-            let scorer = Trained::new(inner.clone(), device.clone(), positive_above, config.clone(), None);
-            let report = evaluate_model(&scorer, &split.validation, &eval_options)?;
-            report.at(config.select_k).map(|a| a.ndcg.mean)
-        };
-        let eval_seconds = eval_started.elapsed().as_secs_f64();
-        let improved = match (validation_ndcg, state.best_value) {
-            (Some(v), Some(b)) => v > b,
-            (Some(_), None) => true,
-            (None, _) => true,
-        };
-        if improved {
-            state.best_epoch = epoch;
-            state.best_value = validation_ndcg;
-            state.epochs_since_best = 0;
-            if let Some(out) = &run.out_dir {
-                std::fs::create_dir_all(out).map_err(|e| tears_data::DataError::io(out, e))?;
-                save_record::<B::InnerBackend, _>(&inner, &out.join(WEIGHTS_FILE))?;
-            }
-            best = Some(inner);
-        } else {
-            state.epochs_since_best += 1;
-        }
-        let log = EpochLog {
-            epoch,
-            loss,
-            nll,
-            regularizer,
-            beta: trainer.beta(),
-            validation_ndcg,
-            train_seconds,
-            eval_seconds,
-        };
-        tracing::info!(
-            model = what,
-            epoch,
-            loss,
-            validation_ndcg = validation_ndcg.unwrap_or(f64::NAN),
-            train_seconds,
-            "epoch finished"
+    fn fingerprint(&self) -> Fingerprint {
+        let t = self.trainer.config;
+        let mut fp = Fingerprint::new();
+        fp.insert("model configuration".into(), serde_json::to_value(self.trainer.model_config).unwrap_or_default());
+        fp.insert(
+            "split".into(),
+            serde_json::json!({"vocabulary_hash": self.split.vocabulary_hash(), "train_users": self.trainer.x.n_rows()}),
         );
-        let msg = match validation_ndcg {
-            Some(v) => format!(
-                "loss {loss:.3}  val ndcg@{} {v:.4}  best {:.4} @{}",
-                config.select_k,
-                state.best_value.unwrap_or(0.0),
-                state.best_epoch
-            ),
-            None => format!("loss {loss:.3}"),
-        };
-        bar.set_message(msg);
-        bar.inc(1);
-        state.history.push(log);
-        state.epochs_done = epoch;
-        state.updates = trainer.updates;
-        state.noise_draws = trainer.noise.draws();
-        if let Some(out) = &run.out_dir {
-            write_checkpoint(out, &trainer, &state)?;
-        }
+        fp.insert(
+            "training configuration (batch size, learning rate, seed or select_k)".into(),
+            serde_json::json!({"batch_size": t.batch_size, "lr": t.lr, "seed": t.seed, "select_k": t.select_k}),
+        );
+        fp
     }
-    bar.finish_and_clear();
-    let best = match best {
-        Some(b) => b,
-        None => trainer.model().valid(),
-    };
-    let summary = TrainSummary {
-        epochs_run: state.epochs_done,
-        best_epoch: state.best_epoch,
-        best_validation_ndcg: state.best_value,
-        stopped_early,
-    };
-    Ok((best, TrainReport { history: state.history, summary, resumed_after }))
+
+    fn epoch(&mut self, epoch: usize) -> Result<EpochLoss> {
+        self.trainer.epoch(epoch)
+    }
+
+    fn snapshot(&self) -> M::InnerModule {
+        self.trainer.model().valid()
+    }
+
+    fn validate(&self, snapshot: &M::InnerModule) -> Result<Option<f64>> {
+        if self.split.validation.is_empty() {
+            return Ok(None);
+        }
+        let config = self.trainer.config;
+        let scorer = Trained::new(
+            snapshot.clone(),
+            self.trainer.device.clone(),
+            self.split.meta.positive_above,
+            config.clone(),
+            None,
+        );
+        let options = EvalOptions { ks: vec![config.select_k], batch_size: config.eval_batch_size };
+        let report = evaluate_model(&scorer, &self.split.validation, &options)?;
+        Ok(report.at(config.select_k).map(|a| a.ndcg.mean))
+    }
+
+    fn save_snapshot(&self, snapshot: &M::InnerModule, path: &Path) -> Result<()> {
+        save_record::<B::InnerBackend, _>(snapshot, path)
+    }
+
+    fn load_snapshot(&self, path: &Path) -> Result<M::InnerModule> {
+        load_record(self.trainer.model().valid(), path, self.trainer.device)
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        let t = &self.trainer;
+        save_record::<B, M>(t.model(), &dir.join("model.mpk"))?;
+        save_optimizer::<B, M, _>(&t.optim_all, &dir.join("optim.mpk"))?;
+        save_optimizer::<B, M, _>(&t.optim_enc, &dir.join("optim_encoder.mpk"))?;
+        save_optimizer::<B, M, _>(&t.optim_dec, &dir.join("optim_decoder.mpk"))
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path, counters: Counters) -> Result<()> {
+        let t = &mut self.trainer;
+        let device = t.device;
+        let model = load_record(t.take_model(), &dir.join("model.mpk"), device)?;
+        t.model = Some(model);
+        t.optim_all = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim.mpk"), device)?;
+        t.optim_enc = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim_encoder.mpk"), device)?;
+        t.optim_dec = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim_decoder.mpk"), device)?;
+        t.updates = counters.updates;
+        t.noise = NoiseSource::new(t.config.seed, counters.noise_draws);
+        Ok(())
+    }
+
+    fn counters(&self) -> Counters {
+        Counters { updates: self.trainer.updates, noise_draws: self.trainer.noise.draws() }
+    }
+
+    fn beta(&self) -> f32 {
+        self.trainer.beta()
+    }
 }
 
 /// Trains and, with an output directory, writes the model directory (weights and manifest, the
@@ -503,82 +444,8 @@ where
     let trained =
         Trained::new(best, device.clone(), split.meta.positive_above, config.clone(), Some(report.summary.clone()));
     if let Some(out) = &run.out_dir {
-        let log = out.join("train_log.json");
-        let json = serde_json::to_vec_pretty(&report.history)
-            .map_err(|e| VaeError::Record { path: log.clone(), message: e.to_string() })?;
-        tears_data::io::write_atomic(&log, |w| w.write_all(&json))?;
+        epochs::write_train_log(out, &report.history)?;
         save_model(&trained, split, config.seed, Some(started.elapsed().as_secs_f64()), out)?;
     }
     Ok((trained, report))
-}
-
-fn read_state(path: &Path) -> Result<State> {
-    let bytes = std::fs::read(path).map_err(|e| tears_data::DataError::io(path, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| VaeError::Checkpoint { path: path.to_path_buf(), message: format!("unreadable state: {e}") })
-}
-
-fn check_resumable(saved: &State, fresh: &State, path: &Path) -> Result<()> {
-    let mismatch = |what: &str| {
-        Err(VaeError::Checkpoint {
-            path: path.to_path_buf(),
-            message: format!(
-                "the checkpoint was made with another {what}; remove the directory or train without resuming"
-            ),
-        })
-    };
-    if saved.format != STATE_FORMAT {
-        return mismatch("checkpoint format");
-    }
-    if saved.model != fresh.model {
-        return mismatch("model configuration");
-    }
-    if saved.vocabulary_hash != fresh.vocabulary_hash || saved.n_train_users != fresh.n_train_users {
-        return mismatch("split");
-    }
-    let (a, b) = (&saved.train, &fresh.train);
-    if a.batch_size != b.batch_size || a.lr != b.lr || a.seed != b.seed || a.select_k != b.select_k {
-        return mismatch("training configuration (batch size, learning rate, seed or select_k)");
-    }
-    Ok(())
-}
-
-fn write_checkpoint<B, M>(out: &Path, trainer: &Trainer<'_, B, M>, state: &State) -> Result<()>
-where
-    B: AutodiffBackend,
-    M: Trainable<B>,
-{
-    let ck = checkpoint_dir(out);
-    std::fs::create_dir_all(&ck).map_err(|e| tears_data::DataError::io(&ck, e))?;
-    save_record::<B, M>(trainer.model(), &ck.join("model.mpk"))?;
-    save_optimizer(&trainer.optim_all, &ck.join("optim.mpk"))?;
-    save_optimizer(&trainer.optim_enc, &ck.join("optim_encoder.mpk"))?;
-    save_optimizer(&trainer.optim_dec, &ck.join("optim_decoder.mpk"))?;
-    let path = ck.join("state.json");
-    let json = serde_json::to_vec_pretty(state)
-        .map_err(|e| VaeError::Record { path: path.clone(), message: e.to_string() })?;
-    tears_data::io::write_atomic(&path, |w| w.write_all(&json))?;
-    Ok(())
-}
-
-fn save_optimizer<B: AutodiffBackend, M: AutodiffModule<B>>(optim: &Adaptor<B, M>, path: &Path) -> Result<()> {
-    use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-    let bytes =
-        Recorder::<B>::record(&NamedMpkBytesRecorder::<FullPrecisionSettings>::default(), optim.to_record(), ())
-            .map_err(|e| VaeError::Record { path: path.to_path_buf(), message: e.to_string() })?;
-    tears_data::io::write_atomic(path, |w| w.write_all(&bytes))?;
-    Ok(())
-}
-
-fn load_optimizer<B: AutodiffBackend, M: AutodiffModule<B>>(
-    optim: Adaptor<B, M>,
-    path: &Path,
-    device: &B::Device,
-) -> Result<Adaptor<B, M>> {
-    use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-    let bytes = std::fs::read(path)
-        .map_err(|e| VaeError::Record { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
-    let record = Recorder::<B>::load(&NamedMpkBytesRecorder::<FullPrecisionSettings>::default(), bytes, device)
-        .map_err(|e| VaeError::Record { path: path.to_path_buf(), message: format!("not an optimiser record: {e}") })?;
-    Ok(optim.load_record(record))
 }

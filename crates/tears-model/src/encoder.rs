@@ -1,0 +1,271 @@
+//! Profile encoders: what turns a user's profile into the vector a model reads.
+//!
+//! - text through a pretrained BERT-family [`SentenceEncoder`] (frozen; vectors cached on disk
+//!   through an [`EmbeddingCache`] and in memory) or the weight-free [`HashingEncoder`];
+//! - a genre vector for GERS ([`GenreSpace`]).
+//!
+//! [`EncoderSpec`] is what a model directory records to rebuild (and check) the encoder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+use tears_text::{
+    EmbeddingCache, EncoderIdentity, EncoderOptions, HashingConfig, HashingEncoder, SentenceEncoder, TextEncoder,
+};
+
+use crate::error::{Result, TearsError};
+use crate::genres::GenreSpace;
+
+/// Which text encoder: a model folder or the hashing encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum TextEncoderChoice {
+    /// A BERT-family model folder (all-MiniLM-L6-v2 by default).
+    Bert {
+        /// The folder.
+        dir: PathBuf,
+        /// Truncation in tokens.
+        max_tokens: usize,
+    },
+    /// The hashing bag-of-words encoder.
+    Hashing(HashingConfig),
+}
+
+impl TextEncoderChoice {
+    /// `hashing` (default settings) or a model folder with the default truncation.
+    pub fn parse(s: &str) -> Self {
+        if s == "hashing" {
+            TextEncoderChoice::Hashing(HashingConfig::default())
+        } else {
+            TextEncoderChoice::Bert { dir: PathBuf::from(s), max_tokens: tears_text::DEFAULT_MAX_TOKENS }
+        }
+    }
+}
+
+/// What a model directory records about its encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "profile")]
+pub enum EncoderSpec {
+    /// A text encoder and its identity (the key is checked when the model is loaded).
+    Text {
+        /// How to rebuild it.
+        choice: TextEncoderChoice,
+        /// What it was.
+        identity: EncoderIdentity,
+    },
+    /// Genre vectors over these genres.
+    Genres {
+        /// The genre names, in vector order.
+        names: Vec<String>,
+    },
+}
+
+/// A text encoder of either kind.
+#[derive(Debug)]
+pub enum AnyTextEncoder<B: Backend> {
+    /// A pretrained sentence encoder.
+    Bert(Box<SentenceEncoder<B>>),
+    /// The hashing encoder.
+    Hashing(HashingEncoder<B>),
+}
+
+impl<B: Backend> AnyTextEncoder<B> {
+    /// Opens the encoder `choice` names on `device`.
+    ///
+    /// # Errors
+    /// A missing or malformed model folder.
+    pub fn open(choice: &TextEncoderChoice, device: &B::Device) -> Result<Self> {
+        Ok(match choice {
+            TextEncoderChoice::Bert { dir, max_tokens } => {
+                let options = EncoderOptions { max_tokens: *max_tokens, ..EncoderOptions::default() };
+                AnyTextEncoder::Bert(Box::new(SentenceEncoder::load(dir, &options, device)?))
+            }
+            TextEncoderChoice::Hashing(config) => AnyTextEncoder::Hashing(HashingEncoder::new(config.clone(), device)?),
+        })
+    }
+
+    fn as_encoder(&self) -> &dyn TextEncoder<B> {
+        match self {
+            AnyTextEncoder::Bert(e) => e.as_ref(),
+            AnyTextEncoder::Hashing(e) => e,
+        }
+    }
+}
+
+/// Turns profiles into vectors: texts through a text encoder (memoised in memory, and on disk
+/// for BERT when a cache folder is given), or genre vectors from fold-in ratings.
+#[derive(Debug)]
+pub enum ProfileEncoder<B: Backend> {
+    /// Summaries through a text encoder.
+    Text(Box<TextProfiles<B>>),
+    /// Genre vectors.
+    Genres(GenreSpace),
+}
+
+/// A text encoder with its identity and caches.
+#[derive(Debug)]
+pub struct TextProfiles<B: Backend> {
+    /// The encoder.
+    pub encoder: AnyTextEncoder<B>,
+    /// How it was opened.
+    pub choice: TextEncoderChoice,
+    /// Its identity.
+    pub identity: EncoderIdentity,
+    /// On-disk vectors (BERT only).
+    pub cache: Option<EmbeddingCache>,
+    /// Vectors computed in this process, by text.
+    pub memo: Mutex<HashMap<String, Vec<f32>>>,
+}
+
+impl<B: Backend> ProfileEncoder<B> {
+    /// A text profile encoder; `cache` keeps BERT vectors on disk between runs.
+    ///
+    /// # Errors
+    /// A missing or malformed model folder, an unreadable cache folder.
+    pub fn text(choice: &TextEncoderChoice, cache: Option<&Path>, device: &B::Device) -> Result<Self> {
+        let encoder = AnyTextEncoder::open(choice, device)?;
+        let identity = encoder.as_encoder().identity()?;
+        let cache = match (&encoder, cache) {
+            (AnyTextEncoder::Bert(_), Some(dir)) => Some(EmbeddingCache::open(dir)?),
+            _ => None,
+        };
+        Ok(ProfileEncoder::Text(Box::new(TextProfiles {
+            encoder,
+            choice: choice.clone(),
+            identity,
+            cache,
+            memo: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// Rebuilds the encoder `spec` records, checking that it is the same one (`manifest` names
+    /// the file in the error). `encoder_dir` points a BERT encoder at another folder holding the
+    /// same model.
+    ///
+    /// # Errors
+    /// [`TearsError::Text`] with the fields that differ when the encoder is another one.
+    pub fn from_spec(
+        spec: &EncoderSpec,
+        encoder_dir: Option<&Path>,
+        cache: Option<&Path>,
+        manifest: &Path,
+        device: &B::Device,
+    ) -> Result<Self> {
+        match spec {
+            EncoderSpec::Genres { names } => {
+                Ok(ProfileEncoder::Genres(GenreSpace { names: names.clone(), item_genres: Vec::new() }))
+            }
+            EncoderSpec::Text { choice, identity } => {
+                let choice = match (choice, encoder_dir) {
+                    (TextEncoderChoice::Bert { max_tokens, .. }, Some(dir)) => {
+                        TextEncoderChoice::Bert { dir: dir.to_path_buf(), max_tokens: *max_tokens }
+                    }
+                    (c, _) => c.clone(),
+                };
+                let encoder = Self::text(&choice, cache, device)?;
+                if let ProfileEncoder::Text(now) = &encoder {
+                    now.identity.check_matches(identity, manifest)?;
+                }
+                Ok(encoder)
+            }
+        }
+    }
+
+    /// The vector width.
+    pub fn dim(&self) -> usize {
+        match self {
+            ProfileEncoder::Text(t) => t.identity.dim,
+            ProfileEncoder::Genres(g) => g.len(),
+        }
+    }
+
+    /// What a model directory records.
+    pub fn spec(&self) -> EncoderSpec {
+        match self {
+            ProfileEncoder::Text(t) => EncoderSpec::Text { choice: t.choice.clone(), identity: t.identity.clone() },
+            ProfileEncoder::Genres(g) => EncoderSpec::Genres { names: g.names.clone() },
+        }
+    }
+
+    /// The genre space of a GERS encoder.
+    pub fn genres(&self) -> Option<&GenreSpace> {
+        match self {
+            ProfileEncoder::Genres(g) => Some(g),
+            ProfileEncoder::Text(_) => None,
+        }
+    }
+
+    /// Attaches the items' genres (a GERS encoder rebuilt from a spec knows only the names).
+    ///
+    /// # Errors
+    /// [`TearsError::Mismatch`] when the split's genres are not the recorded ones.
+    pub fn with_items(self, split: &tears_data::Split, manifest: &Path) -> Result<Self> {
+        match self {
+            ProfileEncoder::Genres(recorded) => {
+                let fresh = GenreSpace::from_split(split);
+                if fresh.names != recorded.names {
+                    return Err(TearsError::Mismatch {
+                        path: manifest.to_path_buf(),
+                        message: format!(
+                            "the model was trained on {} genres but the split's items have {} other ones",
+                            recorded.names.len(),
+                            fresh.names.len()
+                        ),
+                    });
+                }
+                Ok(ProfileEncoder::Genres(fresh))
+            }
+            text => Ok(text),
+        }
+    }
+
+    /// The vectors of `texts` (row `i` for `texts[i]`), each computed once per process (and once
+    /// per cache folder for BERT). `progress` counts texts as they are done.
+    ///
+    /// # Errors
+    /// A GERS encoder (it has no text), a failed encoding.
+    pub fn embed_texts(&self, texts: &[&str], progress: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+        let ProfileEncoder::Text(t) = self else {
+            return Err(TearsError::Model(tears_core::ModelError::Config(
+                "a genre-vector (GERS) model reads genre vectors, not summaries".into(),
+            )));
+        };
+        let TextProfiles { encoder, cache, memo, .. } = t.as_ref();
+        let mut out: Vec<Option<Vec<f32>>> = {
+            let memo = memo.lock().map_err(|_| poisoned())?;
+            texts.iter().map(|t| memo.get(*t).cloned()).collect()
+        };
+        let mut todo: Vec<&str> = texts.iter().zip(&out).filter(|(_, v)| v.is_none()).map(|(t, _)| *t).collect();
+        todo.sort_unstable();
+        todo.dedup();
+        progress(texts.len() - out.iter().filter(|v| v.is_none()).count());
+        if !todo.is_empty() {
+            let fresh = match (encoder, cache) {
+                (AnyTextEncoder::Bert(e), Some(cache)) => e.encode_cached(&todo, cache, &mut *progress)?,
+                (AnyTextEncoder::Bert(e), None) => e.encode_vecs(&todo, &mut *progress)?,
+                (AnyTextEncoder::Hashing(e), _) => {
+                    let v = e.encode_vecs(&todo);
+                    progress(todo.len());
+                    v
+                }
+            };
+            let mut memo = memo.lock().map_err(|_| poisoned())?;
+            for (t, v) in todo.iter().zip(fresh) {
+                memo.insert((*t).to_string(), v);
+            }
+            for (slot, t) in out.iter_mut().zip(texts) {
+                if slot.is_none() {
+                    *slot = memo.get(*t).cloned();
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+}
+
+fn poisoned() -> TearsError {
+    TearsError::Model(tears_core::ModelError::Numerical("the embedding memo was poisoned by a panic".into()))
+}
