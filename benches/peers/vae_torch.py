@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch (CPU) peer of the tears-vae backbones: Mult-DAE, Mult-VAE, RecVAE and MacridVAE.
 
-The models follow /work/shared/spec/backbones.md (layer sizes, activations, initialisation, losses,
+The models follow ../shared/spec/backbones.md (layer sizes, activations, initialisation, losses,
 annealing, optimisers), the metrics follow metrics.md, and the data is a split directory written by
 `tears prepare` (items.csv, train.csv, {validation,test}_{foldin,heldout}.csv; positive = rating > 3.5,
 items outside items.csv ignored). Mini-batches (500 users, reshuffled every pass) are densified one at
@@ -20,9 +20,9 @@ Two modes:
 Run it with the OpenBLAS tuning variables of this machine unset (they slow numpy here):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benches/peers/vae_torch.py \
-        --bench --split /work/splits/ml1m-gpt4 [--models multdae,multvae,recvae,macridvae] [--json F]
+        --bench --split splits/ml1m-gpt4 [--models multdae,multvae,recvae,macridvae] [--json F]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benches/peers/vae_torch.py \
-        --train --split /work/splits/ml100k [--epochs 100 | --epochs multvae=100,recvae=30] [--json F]
+        --train --split splits/ml100k [--epochs 100 | --epochs multvae=100,recvae=30] [--json F]
 
 Implementation choices that the spec leaves open (the Rust side should match them for timings):
 * Glorot = xavier_uniform; "biases N(0, 0.001)" = standard deviation 0.001; LayerNorm affine params
