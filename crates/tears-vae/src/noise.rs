@@ -36,9 +36,16 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The largest `f32` below 1.
+const BELOW_ONE: f32 = 1.0 - f32::EPSILON / 2.0;
+
 /// A uniform draw in the open interval (0, 1).
+///
+/// The top of the 24-bit grid, `1 − 2⁻²⁵`, is not an `f32` and rounds to 1, where
+/// `−ln(−ln U)` is infinite; it is held to the largest `f32` below 1. Every other draw is
+/// unchanged.
 fn open_unit(bits: u32) -> f32 {
-    ((bits >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
+    (((bits >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)).min(BELOW_ONE)
 }
 
 impl NoiseSource {
@@ -159,6 +166,18 @@ mod tests {
         let gmean = g.iter().map(|&x| f64::from(x)).sum::<f64>() / g.len() as f64;
         // The Gumbel mean is the Euler–Mascheroni constant.
         assert!((gmean - 0.577_215_66).abs() < 0.01, "gumbel mean {gmean}");
+    }
+
+    #[test]
+    fn uniform_draws_stay_inside_the_open_interval() {
+        // One draw in 2^24 has its top 24 bits set; unheld it rounded to 1.0 and its Gumbel
+        // draw was +inf, which turned a MacridVAE concept assignment into NaN mid-training.
+        for bits in [0, 255, 1 << 31, u32::MAX - 255, u32::MAX] {
+            let u = open_unit(bits);
+            assert!(u > 0.0 && u < 1.0, "bits {bits:#x} gave {u}");
+            let g = -(-u.ln()).ln();
+            assert!(g.is_finite(), "bits {bits:#x} gave a Gumbel draw of {g}");
+        }
     }
 
     #[test]
