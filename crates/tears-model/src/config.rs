@@ -158,6 +158,73 @@ impl std::str::FromStr for TrainAlpha {
     }
 }
 
+/// What trains in the text encoder (TEARS with a BERT-family encoder).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum EncoderMode {
+    /// Nothing: the summaries are embedded once (through the embedding cache) and held in memory.
+    #[default]
+    Frozen,
+    /// The top `layers` transformer layers train; the token states below them are computed once
+    /// per summary and cached on the host, so a step runs only the top layers.
+    TopLayers {
+        /// Layers that train (at least 1, at most the encoder's).
+        layers: usize,
+    },
+    /// LoRA adapters on query, key and value of every layer train; the pretrained weights stay
+    /// frozen (the embeddings' output is cached).
+    Lora {
+        /// Rank of the adapters (8).
+        rank: usize,
+        /// Multiplier of the update (2, i.e. LoRA alpha 16 at rank 8).
+        scale: f64,
+    },
+}
+
+impl EncoderMode {
+    /// Whether the encoder's weights change in training.
+    pub fn trains(&self) -> bool {
+        *self != EncoderMode::Frozen
+    }
+
+    /// The name on the command line: `frozen`, `top-n:N`, `lora` or `lora:R`.
+    pub fn name(&self) -> String {
+        match self {
+            EncoderMode::Frozen => "frozen".into(),
+            EncoderMode::TopLayers { layers } => format!("top-n:{layers}"),
+            EncoderMode::Lora { rank, .. } => format!("lora:{rank}"),
+        }
+    }
+
+    /// The tears-text fine-tuning mode (`seed` initialises LoRA's down projections).
+    pub fn fine_tuning(&self, seed: u64) -> tears_text::FineTuning {
+        match *self {
+            EncoderMode::Frozen => tears_text::FineTuning::Frozen,
+            EncoderMode::TopLayers { layers } => tears_text::FineTuning::TopLayers(layers),
+            EncoderMode::Lora { rank, scale } => {
+                tears_text::FineTuning::Lora(tears_text::LoraConfig { rank, scale, dropout: 0.0, seed: seed ^ 0x10AA })
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for EncoderMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::UnknownName { what: "encoder mode (frozen, top-n:N, lora, lora:R)", name: s.into() };
+        let (head, n) = match s.split_once(':') {
+            Some((h, n)) => (h, Some(n.parse::<usize>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        match (head, n) {
+            ("frozen", None) => Ok(EncoderMode::Frozen),
+            ("top-n" | "top", Some(layers)) => Ok(EncoderMode::TopLayers { layers }),
+            ("lora", rank) => Ok(EncoderMode::Lora { rank: rank.unwrap_or(8), scale: 2.0 }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// The hyper-parameters of a TEARS or GERS model.
 ///
 /// ```
@@ -196,6 +263,9 @@ pub struct TearsConfig {
     pub base_latent: usize,
     /// TEARS Base: dropout on the normalised profile (0.4).
     pub base_dropout: f32,
+    /// What trains in the text encoder (frozen by default).
+    #[serde(default)]
+    pub encoder_mode: EncoderMode,
 }
 
 impl Default for TearsConfig {
@@ -212,6 +282,7 @@ impl Default for TearsConfig {
             base_hidden: 800,
             base_latent: 400,
             base_dropout: 0.4,
+            encoder_mode: EncoderMode::Frozen,
         }
     }
 }
@@ -251,6 +322,9 @@ pub enum ConfigError {
         /// The name given.
         name: String,
     },
+    /// An option that only applies to text profiles, given to GERS.
+    #[error("{0} needs text profiles (TEARS), not genre vectors")]
+    NeedsText(&'static str),
     /// A training schedule value that cannot work.
     #[error("{0}")]
     Schedule(&'static str),
@@ -300,6 +374,17 @@ impl TearsConfig {
         {
             return Err(ConfigError::SinkhornEps(eps_rel));
         }
+        match self.encoder_mode {
+            EncoderMode::TopLayers { layers: 0 } => return Err(ConfigError::ZeroWidth("the top-n layers")),
+            EncoderMode::Lora { rank: 0, .. } => return Err(ConfigError::ZeroWidth("the LoRA rank")),
+            EncoderMode::Lora { scale, .. } if !scale.is_finite() => {
+                return Err(ConfigError::UnknownName { what: "LoRA scale", name: scale.to_string() });
+            }
+            _ => {}
+        }
+        if self.encoder_mode.trains() && self.profile == ProfileSource::Genres {
+            return Err(ConfigError::NeedsText("fine-tuning the text encoder"));
+        }
         if self.backbone == BackboneChoice::None {
             if self.head != Head::Linear {
                 return Err(ConfigError::NeedsBackbone("an MLP head"));
@@ -339,6 +424,10 @@ pub struct TearsTrainConfig {
     pub lr: f64,
     /// AdamW weight decay (0.01).
     pub weight_decay: f32,
+    /// Learning rate of the text encoder's trainable weights (1e-4; read only when the encoder
+    /// trains).
+    #[serde(default = "default_encoder_lr")]
+    pub encoder_lr: f64,
     /// Stop after this many epochs without a better validation NDCG (`None`: never).
     pub patience: Option<usize>,
     /// The cut-off of the validation NDCG that selects the epoch (50).
@@ -358,6 +447,7 @@ impl Default for TearsTrainConfig {
             batch_size: 500,
             lr: 1e-3,
             weight_decay: 0.01,
+            encoder_lr: default_encoder_lr(),
             patience: Some(20),
             select_k: 50,
             select_alpha: 0.5,
@@ -365,6 +455,10 @@ impl Default for TearsTrainConfig {
             seed: 0,
         }
     }
+}
+
+fn default_encoder_lr() -> f64 {
+    1e-4
 }
 
 impl TearsTrainConfig {
@@ -381,6 +475,9 @@ impl TearsTrainConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(ConfigError::Schedule("the learning rate must be positive"));
+        }
+        if !(self.encoder_lr.is_finite() && self.encoder_lr > 0.0) {
+            return Err(ConfigError::Schedule("the encoder's learning rate must be positive"));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(ConfigError::Schedule("the weight decay must be non-negative"));
@@ -420,6 +517,22 @@ mod tests {
                 TearsConfig { backbone: BackboneChoice::None, head: Head::Mlp { hidden: 8 }, ..base() },
                 ConfigError::NeedsBackbone("an MLP head"),
             ),
+            (
+                TearsConfig { encoder_mode: EncoderMode::TopLayers { layers: 0 }, ..base() },
+                ConfigError::ZeroWidth("the top-n layers"),
+            ),
+            (
+                TearsConfig { encoder_mode: EncoderMode::Lora { rank: 0, scale: 2.0 }, ..base() },
+                ConfigError::ZeroWidth("the LoRA rank"),
+            ),
+            (
+                TearsConfig {
+                    profile: ProfileSource::Genres,
+                    encoder_mode: EncoderMode::TopLayers { layers: 1 },
+                    ..base()
+                },
+                ConfigError::NeedsText("fine-tuning the text encoder"),
+            ),
         ];
         for (config, expected) in cases {
             match config.check() {
@@ -436,6 +549,29 @@ mod tests {
         assert_eq!("uniform".parse::<TrainAlpha>().ok(), Some(TrainAlpha::Uniform));
         assert_eq!("0.3".parse::<TrainAlpha>().ok(), Some(TrainAlpha::Fixed(0.3)));
         assert_eq!("recvae".parse::<BackboneChoice>().ok(), Some(BackboneChoice::RecVae));
+    }
+
+    #[test]
+    fn encoder_modes_parse_and_name_themselves() {
+        for (text, mode) in [
+            ("frozen", EncoderMode::Frozen),
+            ("top-n:2", EncoderMode::TopLayers { layers: 2 }),
+            ("lora", EncoderMode::Lora { rank: 8, scale: 2.0 }),
+            ("lora:4", EncoderMode::Lora { rank: 4, scale: 2.0 }),
+        ] {
+            assert_eq!(text.parse::<EncoderMode>().ok(), Some(mode), "{text}");
+            assert_eq!(mode.name().parse::<EncoderMode>().ok(), Some(mode));
+        }
+        for bad in ["top-n", "top-n:x", "frozen:1", "full"] {
+            assert!(bad.parse::<EncoderMode>().is_err(), "{bad} was accepted");
+        }
+        // A record written before the mode existed reads as frozen.
+        let mut old = serde_json::to_value(TearsConfig::default()).unwrap_or_default();
+        if let Some(map) = old.as_object_mut() {
+            map.remove("encoder_mode");
+        }
+        let read: TearsConfig = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.encoder_mode, EncoderMode::Frozen);
     }
 
     #[test]

@@ -14,9 +14,12 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tears_core::{EvalOptions, Manifest, MissingProfile, ModelKind, Profiles, evaluate_with_profiles, save_model};
+use tears_core::{
+    EvalOptions, Manifest, MissingProfile, ModelKind, Profile, Profiles, evaluate_with_profiles, save_model,
+};
 use tears_data::{EvalUsers, Split, StoredSummaries};
 use tears_metrics::AccuracyReport;
+use tears_text::SentenceEncoder;
 use tears_vae::checkpoint::Fingerprint;
 use tears_vae::model::{init_any, load_record};
 use tears_vae::{AnyBackbone, ModelConfig, RunOptions, TrainReport, TrainSummary, load_backbone};
@@ -28,6 +31,7 @@ use crate::genres::GenreSpace;
 use crate::nets::{Base, Fused, Scrutable};
 use crate::scorer::{Scorer, ScrutableRecommender, WEIGHTS_FILE};
 use crate::train::{TearsTask, TrainingData, Validation};
+use crate::tuning::{EncoderTuner, TunerInputs};
 
 /// A summaries file and its hash, as a model directory records it (the default: summaries that
 /// came from no file).
@@ -283,8 +287,21 @@ where
             Some((model, record))
         }
     };
-    let job =
-        Job { config: &checked, train, inputs, profiles, data: &data, encoder: Arc::new(encoder), run, fingerprint };
+    let tuner = match (config.encoder_mode.trains(), profiles) {
+        (true, Some(profiles)) => Some(tuner_for::<B>(&config, train, &encoder, inputs, profiles, &data, device)?),
+        _ => None,
+    };
+    let job = Job {
+        config: &checked,
+        train,
+        inputs,
+        profiles,
+        data: &data,
+        encoder: Arc::new(encoder),
+        tuner,
+        run,
+        fingerprint,
+    };
     let seed = train.seed;
     let dim = data.profiles.ncols();
     let (model, mut report) = match backbone {
@@ -300,6 +317,42 @@ where
     Ok((model, report))
 }
 
+/// The encoder tuner of a run whose text encoder trains: the pretrained weights on the autodiff
+/// backend, and the cached states of the training rows' and the validation users' summaries.
+fn tuner_for<B: AutodiffBackend>(
+    config: &TearsConfig,
+    train: &TearsTrainConfig,
+    encoder: &ProfileEncoder<B::InnerBackend>,
+    inputs: &TrainInputs<'_>,
+    profiles: &Profiles,
+    data: &TrainingData,
+    device: &B::Device,
+) -> Result<EncoderTuner<B>> {
+    let base = encoder.sentence_encoder().ok_or_else(|| {
+        config_error("--encoder-mode top-n and lora fine-tune a BERT-family encoder; the hashing encoder has no weights to fine-tune")
+    })?;
+    let text = |u: &u64| profiles.get(*u).and_then(Profile::as_text).unwrap_or("");
+    let train_texts: Vec<&str> = data.users.iter().map(text).collect();
+    // Validation users without a summary are left to the missing-summary rule, as when frozen.
+    let keep = |u: &&u64| profiles.get(**u).is_some() || inputs.missing == MissingProfile::Empty;
+    let valid_users: Vec<u64> = inputs.split.validation.users().iter().filter(keep).copied().collect();
+    let valid_texts: Vec<&str> = valid_users.iter().map(text).collect();
+    let trainable = SentenceEncoder::<B>::load(base.dir(), base.options(), device)?.model;
+    EncoderTuner::new(
+        &config.encoder_mode,
+        base,
+        trainable,
+        &TunerInputs {
+            train_texts: &train_texts,
+            validation: (&valid_users, &valid_texts),
+            lr: train.encoder_lr,
+            weight_decay: train.weight_decay,
+            seed: train.seed,
+        },
+        device,
+    )
+}
+
 fn config_error(message: &str) -> TearsError {
     TearsError::Model(tears_core::ModelError::Config(message.to_string()))
 }
@@ -311,6 +364,7 @@ struct Job<'a, A: AutodiffBackend> {
     profiles: Option<&'a Profiles>,
     data: &'a TrainingData,
     encoder: Arc<ProfileEncoder<A::InnerBackend>>,
+    tuner: Option<EncoderTuner<A>>,
     run: &'a RunOptions,
     fingerprint: Fingerprint,
 }
@@ -342,6 +396,9 @@ where
             device.clone(),
             self.fingerprint,
         )?;
+        if let Some(tuner) = self.tuner {
+            task = task.with_tuner(tuner)?;
+        }
         let schedule = tears_vae::epochs::Schedule {
             epochs: self.train.epochs,
             patience: self.train.patience,
@@ -349,7 +406,13 @@ where
         };
         let (best, report) = tears_vae::run_epochs(&mut task, &schedule, self.run)?;
         let positive_above = split.meta.positive_above;
-        let mut scorer = Scorer::new(best, self.encoder.clone(), device.clone(), positive_above, 0.5);
+        let encoder = match (best.encoder, &self.inputs.encoder) {
+            (Some(tuned), Some(choice)) => Arc::new(
+                ProfileEncoder::text(choice, None, device)?.with_tuned_model(tuned, self.config.get().encoder_mode)?,
+            ),
+            _ => self.encoder.clone(),
+        };
+        let mut scorer = Scorer::new(best.net, encoder.clone(), device.clone(), positive_above, 0.5);
         let options = EvalOptions { ks: vec![20], batch_size: self.train.eval_batch_size };
         let sweep: Vec<AlphaPoint> = if split.validation.is_empty() {
             Vec::new()
@@ -366,7 +429,7 @@ where
             train: self.train.clone(),
             summary: Some(report.summary.clone()),
             backbone,
-            encoder: self.encoder.spec(),
+            encoder: encoder.spec(),
             profile_dim: self.data.profiles.ncols(),
             summaries: self.inputs.summaries.map(|s| s.record.clone()).filter(|_| self.encoder.genres().is_none()),
             positive_above,

@@ -16,8 +16,21 @@ use tears_text::{
     EmbeddingCache, EncoderIdentity, EncoderOptions, HashingConfig, HashingEncoder, SentenceEncoder, TextEncoder,
 };
 
+use crate::config::EncoderMode;
 use crate::error::{Result, TearsError};
 use crate::genres::GenreSpace;
+use crate::tuning::{ENCODER_FILE, shaped_for, weights_digest};
+
+/// A text encoder fine-tuned with the model, as its directory records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TunedEncoder {
+    /// How it was fine-tuned.
+    pub mode: EncoderMode,
+    /// Its weights file in the model directory.
+    pub file: String,
+    /// [`weights_digest`] of its weights, checked when the model is loaded.
+    pub weights_digest: String,
+}
 
 /// Which text encoder: a model folder or the hashing encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,8 +66,11 @@ pub enum EncoderSpec {
     Text {
         /// How to rebuild it.
         choice: TextEncoderChoice,
-        /// What it was.
+        /// What it was (before fine-tuning).
         identity: EncoderIdentity,
+        /// The fine-tuned weights, when the encoder trained with the model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tuned: Option<Box<TunedEncoder>>,
     },
     /// Genre vectors over these genres.
     Genres {
@@ -114,10 +130,12 @@ pub struct TextProfiles<B: Backend> {
     pub choice: TextEncoderChoice,
     /// Its identity.
     pub identity: EncoderIdentity,
-    /// On-disk vectors (BERT only).
+    /// On-disk vectors (BERT only, and only for the pretrained weights).
     pub cache: Option<EmbeddingCache>,
     /// Vectors computed in this process, by text.
     pub memo: Mutex<HashMap<String, Vec<f32>>>,
+    /// The fine-tuned weights in use, if any.
+    pub tuned: Option<TunedEncoder>,
 }
 
 impl<B: Backend> ProfileEncoder<B> {
@@ -138,15 +156,49 @@ impl<B: Backend> ProfileEncoder<B> {
             identity,
             cache,
             memo: Mutex::new(HashMap::new()),
+            tuned: None,
         })))
+    }
+
+    /// The same encoder with fine-tuned weights `model` (trained in `mode`): the embedding
+    /// cache, which holds the pretrained weights' vectors, is no longer read.
+    ///
+    /// # Errors
+    /// A genre or hashing encoder (nothing to fine-tune).
+    pub fn with_tuned_model(self, model: tears_text::BertModel<B>, mode: EncoderMode) -> Result<Self> {
+        let ProfileEncoder::Text(mut t) = self else {
+            return Err(not_tunable("a genre-vector (GERS) profile"));
+        };
+        let AnyTextEncoder::Bert(e) = &mut t.encoder else {
+            return Err(not_tunable("the hashing encoder"));
+        };
+        let weights_digest = weights_digest(&model);
+        e.model = model;
+        t.cache = None;
+        t.memo = Mutex::new(HashMap::new());
+        t.tuned = Some(TunedEncoder { mode, file: ENCODER_FILE.to_string(), weights_digest });
+        Ok(ProfileEncoder::Text(t))
+    }
+
+    /// The BERT sentence encoder, if this is one.
+    pub fn sentence_encoder(&self) -> Option<&SentenceEncoder<B>> {
+        match self {
+            ProfileEncoder::Text(t) => match &t.encoder {
+                AnyTextEncoder::Bert(e) => Some(e),
+                AnyTextEncoder::Hashing(_) => None,
+            },
+            ProfileEncoder::Genres(_) => None,
+        }
     }
 
     /// Rebuilds the encoder `spec` records, checking that it is the same one (`manifest` names
     /// the file in the error). `encoder_dir` points a BERT encoder at another folder holding the
-    /// same model.
+    /// same model. Fine-tuned weights are read from the manifest's directory and checked against
+    /// their recorded digest.
     ///
     /// # Errors
-    /// [`TearsError::Text`] with the fields that differ when the encoder is another one.
+    /// [`TearsError::Text`] with the fields that differ when the encoder is another one;
+    /// [`TearsError::Mismatch`] when the fine-tuned weights are not the recorded ones.
     pub fn from_spec(
         spec: &EncoderSpec,
         encoder_dir: Option<&Path>,
@@ -158,18 +210,38 @@ impl<B: Backend> ProfileEncoder<B> {
             EncoderSpec::Genres { names } => {
                 Ok(ProfileEncoder::Genres(GenreSpace { names: names.clone(), item_genres: Vec::new() }))
             }
-            EncoderSpec::Text { choice, identity } => {
+            EncoderSpec::Text { choice, identity, tuned } => {
                 let choice = match (choice, encoder_dir) {
                     (TextEncoderChoice::Bert { max_tokens, .. }, Some(dir)) => {
                         TextEncoderChoice::Bert { dir: dir.to_path_buf(), max_tokens: *max_tokens }
                     }
                     (c, _) => c.clone(),
                 };
-                let encoder = Self::text(&choice, cache, device)?;
+                let encoder = Self::text(&choice, if tuned.is_some() { None } else { cache }, device)?;
                 if let ProfileEncoder::Text(now) = &encoder {
                     now.identity.check_matches(identity, manifest)?;
                 }
-                Ok(encoder)
+                let Some(tuned) = tuned else {
+                    return Ok(encoder);
+                };
+                let Some(base) = encoder.sentence_encoder() else {
+                    return Err(not_tunable("the hashing encoder"));
+                };
+                let file = manifest.parent().unwrap_or_else(|| Path::new(".")).join(&tuned.file);
+                let shaped = shaped_for(base.model.clone(), &tuned.mode, 0)?;
+                let model = tears_vae::model::load_record(shaped, &file, device)?;
+                let digest = weights_digest(&model);
+                if digest != tuned.weights_digest {
+                    return Err(TearsError::Mismatch {
+                        path: file,
+                        message: format!(
+                            "these fine-tuned encoder weights are not the ones the model recorded (digest {} recorded, {} read)",
+                            &tuned.weights_digest[..tuned.weights_digest.len().min(12)],
+                            &digest[..12]
+                        ),
+                    });
+                }
+                encoder.with_tuned_model(model, tuned.mode)
             }
         }
     }
@@ -185,7 +257,11 @@ impl<B: Backend> ProfileEncoder<B> {
     /// What a model directory records.
     pub fn spec(&self) -> EncoderSpec {
         match self {
-            ProfileEncoder::Text(t) => EncoderSpec::Text { choice: t.choice.clone(), identity: t.identity.clone() },
+            ProfileEncoder::Text(t) => EncoderSpec::Text {
+                choice: t.choice.clone(),
+                identity: t.identity.clone(),
+                tuned: t.tuned.clone().map(Box::new),
+            },
             ProfileEncoder::Genres(g) => EncoderSpec::Genres { names: g.names.clone() },
         }
     }
@@ -264,6 +340,12 @@ impl<B: Backend> ProfileEncoder<B> {
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
+}
+
+fn not_tunable(what: &str) -> TearsError {
+    TearsError::Model(tears_core::ModelError::Config(format!(
+        "--encoder-mode top-n and lora fine-tune a BERT-family encoder; {what} has no weights to fine-tune"
+    )))
 }
 
 fn poisoned() -> TearsError {

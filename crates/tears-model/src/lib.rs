@@ -20,8 +20,10 @@
 //!   seam as an edited summary.
 //! - alpha*: after training, alpha is swept over {0, 0.1, …, 1} on validation users and the best
 //!   NDCG@20 is recorded ([`sweep_alpha`]); the epoch is the best validation NDCG@50 at 0.5.
-//! - Encoders: a frozen BERT-family [`tears_text::SentenceEncoder`] (vectors cached) or the
-//!   weight-free [`tears_text::HashingEncoder`].
+//! - Encoders: a BERT-family [`tears_text::SentenceEncoder`], frozen (vectors cached) or
+//!   fine-tuned with the model ([`EncoderMode`]: the top n layers over cached lower-layer
+//!   states, or LoRA adapters; see [`tuning`]), or the weight-free
+//!   [`tears_text::HashingEncoder`].
 //!
 //! Training runs in the shared loop of `tears-vae` (seeded noise, validation, patience,
 //! checkpoints that resume bit for bit); a trained model is a [`tears_core::Recommender`] that
@@ -67,18 +69,20 @@ pub mod genres;
 pub mod nets;
 pub mod scorer;
 pub mod train;
+pub mod tuning;
 
 pub use config::{
-    ALPHA_GRID, Alignment, BackboneChoice, CheckedConfig, ConfigError, Head, ProfileSource, TearsConfig,
+    ALPHA_GRID, Alignment, BackboneChoice, CheckedConfig, ConfigError, EncoderMode, Head, ProfileSource, TearsConfig,
     TearsTrainConfig, TrainAlpha,
 };
 pub use dir::{
     AlphaPoint, BackboneRecord, LoadOptions, SummariesFile, SummariesRecord, TearsRecord, TearsReport, TrainInputs,
     best_alpha, fit, load, read_record, summaries_for, sweep_alpha,
 };
-pub use encoder::{AnyTextEncoder, EncoderSpec, ProfileEncoder, TextEncoderChoice, TextProfiles};
+pub use encoder::{AnyTextEncoder, EncoderSpec, ProfileEncoder, TextEncoderChoice, TextProfiles, TunedEncoder};
 pub use error::{Result, TearsError};
 pub use genres::GenreSpace;
 pub use nets::{Base, Fused, Latents, Scrutable, TearsLoss, Weights};
 pub use scorer::{Scorer, ScrutableRecommender, WEIGHTS_FILE};
-pub use train::{TearsTask, TrainingData, Validation};
+pub use train::{Snapshot, TearsTask, TrainingData, Validation};
+pub use tuning::{ENCODER_FILE, EncoderTuner, TunerInputs, weights_digest};

@@ -26,6 +26,16 @@ use crate::encoder::ProfileEncoder;
 use crate::error::{Result, TearsError};
 use crate::nets::{Scrutable, Weights};
 use crate::scorer::Scorer;
+use crate::tuning::{EncoderTuner, beside};
+
+/// A trained state of a run: the network and, when the text encoder trains, its weights.
+#[derive(Debug, Clone)]
+pub struct Snapshot<B: burn::tensor::backend::Backend, M> {
+    /// The network.
+    pub net: M,
+    /// The fine-tuned text encoder (`None` when it is frozen).
+    pub encoder: Option<tears_text::BertModel<B>>,
+}
 
 /// The training users of a split with their profile vectors.
 #[derive(Debug, Clone)]
@@ -143,6 +153,7 @@ where
     config: &'a CheckedConfig,
     train: &'a TearsTrainConfig,
     encoder: Arc<ProfileEncoder<B::InnerBackend>>,
+    tuner: Option<EncoderTuner<B>>,
     validation: Validation<'a>,
     device: B::Device,
     noise: NoiseSource,
@@ -184,6 +195,9 @@ where
                 "seed": train.seed, "select_k": train.select_k, "select_alpha": train.select_alpha,
             }),
         );
+        if config.get().encoder_mode.trains() {
+            fingerprint.insert("encoder learning rate".into(), serde_json::json!(train.encoder_lr));
+        }
         fingerprint.insert(
             "split".into(),
             serde_json::json!({"vocabulary_hash": validation.split.vocabulary_hash(), "train_users": data.x.n_rows()}),
@@ -195,12 +209,30 @@ where
             config,
             train,
             encoder,
+            tuner: None,
             validation,
             device,
             noise: NoiseSource::new(train.seed, 0),
             updates: 0,
             fingerprint,
         })
+    }
+
+    /// Trains the text encoder too, through `tuner` (its training texts in the order of the
+    /// training rows).
+    ///
+    /// # Errors
+    /// A tuner whose training texts are not one per training row.
+    pub fn with_tuner(mut self, tuner: EncoderTuner<B>) -> Result<Self> {
+        if tuner.train_len() != self.data.x.n_rows() {
+            return Err(TearsError::Model(tears_core::ModelError::Config(format!(
+                "the encoder tuner holds {} training summaries for {} training users",
+                tuner.train_len(),
+                self.data.x.n_rows()
+            ))));
+        }
+        self.tuner = Some(tuner);
+        Ok(self)
     }
 
     fn model_ref(&self) -> &S {
@@ -240,7 +272,7 @@ where
     S: Scrutable<B> + AutodiffModule<B>,
     S::InnerModule: Scrutable<B::InnerBackend>,
 {
-    type Snapshot = S::InnerModule;
+    type Snapshot = Snapshot<B::InnerBackend, S::InnerModule>;
     type Error = TearsError;
 
     fn label(&self) -> String {
@@ -258,12 +290,16 @@ where
         let batches = self.data.x.batches(self.train.batch_size, Some(order));
         let mut model = self.take_model();
         let mut optim = std::mem::replace(&mut self.optim, adamw::<B, S>(self.train.weight_decay));
+        let mut tuner = self.tuner.take();
         let mut sums: Option<Vec<Tensor<B, 1>>> = None;
         let n_batches = batches.len();
         let mut failure = None;
         for rows in batches {
             let x = self.data.x.to_tensor::<B>(&rows, &self.device);
-            let e = self.data.profile_rows::<B>(&rows, &self.device);
+            let e = match &tuner {
+                Some(t) => t.embed(&rows),
+                None => self.data.profile_rows::<B>(&rows, &self.device),
+            };
             let alpha = self.batch_alpha();
             let weights = Weights::at(self.config.get(), self.updates);
             let loss = match model.loss(x, e, alpha, &weights, Mode::train(&self.noise)) {
@@ -285,13 +321,17 @@ where
                 None => parts,
                 Some(s) => s.into_iter().zip(parts).map(|(a, b)| a.add(b)).collect(),
             });
-            let grads = loss.total.backward();
-            let params = GradientsParams::from_grads(grads, &model);
+            let mut grads = loss.total.backward();
+            let params = GradientsParams::from_module(&mut grads, &model);
             model = optim.step(self.train.lr, model, params);
+            if let Some(t) = tuner.as_mut() {
+                t.step(&mut grads);
+            }
             self.updates += 1;
         }
         self.model = Some(model);
         self.optim = optim;
+        self.tuner = tuner;
         if let Some(err) = failure {
             return Err(err);
         }
@@ -309,31 +349,46 @@ where
         Ok(EpochLoss { loss, nll, regularizer, parts })
     }
 
-    fn snapshot(&self) -> S::InnerModule {
-        self.model_ref().valid()
+    fn snapshot(&self) -> Self::Snapshot {
+        Snapshot { net: self.model_ref().valid(), encoder: self.tuner.as_ref().map(EncoderTuner::snapshot) }
     }
 
-    fn validate(&self, snapshot: &S::InnerModule) -> Result<Option<f64>> {
+    fn validate(&self, snapshot: &Self::Snapshot) -> Result<Option<f64>> {
         let users = &self.validation.split.validation;
         if users.is_empty() {
             return Ok(None);
         }
-        let scorer = self.scorer(snapshot.clone(), self.train.select_alpha);
+        let scorer = self.scorer(snapshot.net.clone(), self.train.select_alpha);
         let options = EvalOptions { ks: vec![self.train.select_k], batch_size: self.train.eval_batch_size };
-        let report =
-            evaluate_with_profiles(&scorer, users, self.validation.profiles, self.validation.missing, &options)?;
+        // A fine-tuned encoder's vectors come from the snapshot's weights, not the frozen model.
+        let tuned = match (&self.tuner, &snapshot.encoder) {
+            (Some(t), Some(e)) => Some(t.validation_profiles(e)?),
+            _ => None,
+        };
+        let profiles = tuned.as_ref().or(self.validation.profiles);
+        let report = evaluate_with_profiles(&scorer, users, profiles, self.validation.missing, &options)?;
         Ok(report.at(self.train.select_k).map(|a| a.ndcg.mean))
     }
 
-    fn save_snapshot(&self, snapshot: &S::InnerModule, path: &Path) -> Result<()> {
-        Ok(save_record::<B::InnerBackend, _>(snapshot, path)?)
+    fn save_snapshot(&self, snapshot: &Self::Snapshot, path: &Path) -> Result<()> {
+        if let Some(e) = &snapshot.encoder {
+            save_record::<B::InnerBackend, _>(e, &beside(path))?;
+        }
+        Ok(save_record::<B::InnerBackend, _>(&snapshot.net, path)?)
     }
 
-    fn load_snapshot(&self, path: &Path) -> Result<S::InnerModule> {
-        Ok(load_record(self.model_ref().valid(), path, &self.device)?)
+    fn load_snapshot(&self, path: &Path) -> Result<Self::Snapshot> {
+        let encoder = match &self.tuner {
+            Some(t) => Some(t.load_snapshot(path)?),
+            None => None,
+        };
+        Ok(Snapshot { net: load_record(self.model_ref().valid(), path, &self.device)?, encoder })
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        if let Some(t) = &self.tuner {
+            t.save_checkpoint(dir)?;
+        }
         save_record::<B, S>(self.model_ref(), &dir.join("model.mpk"))?;
         Ok(save_optimizer::<B, S, _>(&self.optim, &dir.join("optim.mpk"))?)
     }
@@ -343,6 +398,9 @@ where
         self.model = Some(load_record(model, &dir.join("model.mpk"), &self.device)?);
         self.optim =
             load_optimizer::<B, S, _>(adamw::<B, S>(self.train.weight_decay), &dir.join("optim.mpk"), &self.device)?;
+        if let Some(t) = self.tuner.as_mut() {
+            t.load_checkpoint(dir)?;
+        }
         self.updates = counters.updates;
         self.noise = NoiseSource::new(self.train.seed, counters.noise_draws);
         Ok(())

@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use tears::backend::BackendJob;
 use tears::data::Split;
 use tears::model::{
-    Alignment, BackboneChoice, Head, ProfileSource, SummariesFile, TearsConfig, TearsReport, TearsTrainConfig,
-    TextEncoderChoice, TrainAlpha, TrainInputs,
+    Alignment, BackboneChoice, EncoderMode, Head, ProfileSource, SummariesFile, TearsConfig, TearsReport,
+    TearsTrainConfig, TextEncoderChoice, TrainAlpha, TrainInputs,
 };
 use tears::recommender::MissingProfile;
 use tears::vae::RunOptions;
@@ -79,6 +79,10 @@ fn parse_train_alpha(s: &str) -> Result<TrainAlpha, String> {
     s.parse::<TrainAlpha>().map_err(|e| e.to_string())
 }
 
+fn parse_encoder_mode(s: &str) -> Result<EncoderMode, String> {
+    s.parse::<EncoderMode>().map_err(|e| e.to_string())
+}
+
 /// The flags of `tears train tears` and `tears train gers`.
 #[derive(Debug, Args)]
 pub struct ScrutableArgs {
@@ -99,6 +103,13 @@ pub struct ScrutableArgs {
     /// TEARS: cache folder of sentence vectors (default: SPLIT/embedding-cache); `none` turns it off.
     #[arg(long)]
     embedding_cache: Option<PathBuf>,
+    /// TEARS with a BERT encoder: `frozen` (vectors computed once), `top-n:N` (the top N layers
+    /// train, over cached lower-layer states) or `lora` / `lora:RANK` (adapters on every layer).
+    #[arg(long, default_value = "frozen", value_parser = parse_encoder_mode)]
+    encoder_mode: EncoderMode,
+    /// The text encoder's learning rate when it trains.
+    #[arg(long, default_value_t = TearsTrainConfig::default().encoder_lr)]
+    encoder_lr: f64,
     /// TEARS: what to do with users that have no summary.
     #[arg(long, value_enum, default_value_t = MissingArg::default())]
     missing_summary: MissingArg,
@@ -169,6 +180,7 @@ impl ScrutableArgs {
             lambda_kl: self.lambda_kl,
             kl_anneal_steps: self.kl_anneal_steps,
             train_alpha: self.train_alpha,
+            encoder_mode: self.encoder_mode,
             ..TearsConfig::default()
         }
     }
@@ -178,6 +190,7 @@ impl ScrutableArgs {
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
+            encoder_lr: self.encoder_lr,
             weight_decay: self.weight_decay,
             patience: (self.patience > 0).then_some(self.patience),
             select_k: self.select_k,
@@ -233,9 +246,10 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
     let name = if profile == ProfileSource::Text { "tears" } else { "gers" };
     let backend = a.backend.kind();
     println!(
-        "training {name} (backbone {}, alignment {}) on {} ({} training users, {} items) with {}: {} epochs, batch {}, lr {}",
+        "training {name} (backbone {}, alignment {}, encoder {}) on {} ({} training users, {} items) with {}: {} epochs, batch {}, lr {}",
         config.backbone.name(),
         config.alignment.name(),
+        if profile == ProfileSource::Text { config.encoder_mode.name() } else { "none".into() },
         split.meta.dataset,
         split.train.len(),
         split.n_items(),
@@ -244,6 +258,7 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
         train.batch_size,
         train.lr
     );
+    let tuned = config.encoder_mode.trains();
     let run = RunOptions { out_dir: Some(a.target.out.clone()), resume: !a.restart, progress: !a.target.no_progress };
     let started = Instant::now();
     let report = tears::backend::run(backend, Job { config, train: train.clone(), inputs, run })?
@@ -257,6 +272,10 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
         println!("validation ndcg@20 by alpha: {}", row.join("  "));
         println!("alpha* = {} (validation ndcg@20)", report.alpha_star);
     }
-    println!("wrote {} (weights.mpk, manifest.json, train_log.json, checkpoint/)", a.target.out.display());
+    let encoder_file = if tuned { format!(", {}", tears::model::ENCODER_FILE) } else { String::new() };
+    println!(
+        "wrote {} (weights.mpk{encoder_file}, manifest.json, train_log.json, checkpoint/)",
+        a.target.out.display()
+    );
     Ok(())
 }
