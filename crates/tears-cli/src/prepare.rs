@@ -132,12 +132,21 @@ fn protocol(name: DatasetName, a: &PrepareArgs) -> Protocol {
                 *test_users = user_count(v);
             }
         }
-        Protocol::SummaryWindow(SummaryWindow { window, min_heldout, validation_users, test_users }) => {
+        Protocol::SummaryWindow(SummaryWindow {
+            window,
+            min_heldout,
+            validation_users,
+            test_users,
+            fit_to_eligible,
+        }) => {
+            // Counts asked for explicitly are met or refused, never shrunk.
             if let Some(v) = a.validation_users {
                 *validation_users = v as usize;
+                *fit_to_eligible = false;
             }
             if let Some(v) = a.test_users {
                 *test_users = v as usize;
+                *fit_to_eligible = false;
             }
             if let Some(m) = a.window {
                 *window = m;
@@ -152,8 +161,9 @@ fn protocol(name: DatasetName, a: &PrepareArgs) -> Protocol {
 
 pub fn run(a: PrepareArgs) -> Result<()> {
     let name = DatasetName::from(a.dataset);
+    let protocol = protocol(name, &a);
     let options = PrepareOptions {
-        protocol: Some(protocol(name, &a)),
+        protocol: Some(protocol.clone()),
         data_dir: a.data_dir.unwrap_or_else(default_data_dir),
         path: a.path,
         preprocess: Preprocess {
@@ -198,6 +208,15 @@ pub fn run(a: PrepareArgs) -> Result<()> {
     println!("  test_heldout        {:>9}", c.test_heldout);
     if c.dropped_evaluation_users > 0 {
         println!("  dropped evaluation users (nothing to hold out): {}", c.dropped_evaluation_users);
+    }
+    if let Protocol::SummaryWindow(p) = &protocol
+        && (c.validation_users + c.test_users + c.dropped_evaluation_users) < p.validation_users + p.test_users
+    {
+        println!(
+            "  note: only {} users have at least {} positives before their window, fewer than the {} + {} asked; \
+             a quarter of them went to each evaluation set (--validation-users / --test-users to choose)",
+            c.eligible_evaluation_users, p.min_heldout, p.validation_users, p.test_users
+        );
     }
     println!("wrote {} in {:.2?} (load + split {:.2?})", a.out.display(), started.elapsed(), prepared_in);
     Ok(())

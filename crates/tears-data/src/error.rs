@@ -26,7 +26,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// A malformed line or record.
-    #[error("{}:{line}: expected {expected}, found {found:?}", path.display())]
+    #[error("{}:{line}: expected {expected}, found {found:?}{}", path.display(), in_record(record.as_deref()))]
     Parse {
         /// The file being parsed.
         path: PathBuf,
@@ -34,8 +34,10 @@ pub enum DataError {
         line: u64,
         /// What the parser expected.
         expected: String,
-        /// What it found (shortened when long).
+        /// What it found (shortened when long): the offending field, or the whole line.
         found: String,
+        /// The whole record, when `found` is one field of it (shortened when long).
+        record: Option<String>,
     },
     /// Malformed JSON.
     #[error("{}: invalid JSON: {source}", path.display())]
@@ -59,6 +61,20 @@ pub enum DataError {
     Config(String),
 }
 
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 120 {
+        let mut out: String = s.chars().take(117).collect();
+        out.push_str("...");
+        out
+    } else {
+        s.to_string()
+    }
+}
+
+fn in_record(record: Option<&str>) -> String {
+    record.map(|r| format!(" in {r:?}")).unwrap_or_default()
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
@@ -73,14 +89,31 @@ impl DataError {
 
     /// A parse error at `line` of `path`; `found` is shortened to 120 characters.
     pub fn parse(path: &Path, line: u64, expected: impl Into<String>, found: &str) -> Self {
-        let found: String = if found.chars().count() > 120 {
-            let mut s: String = found.chars().take(117).collect();
-            s.push_str("...");
-            s
-        } else {
-            found.to_string()
-        };
-        DataError::Parse { path: path.to_path_buf(), line, expected: expected.into(), found }
+        DataError::Parse {
+            path: path.to_path_buf(),
+            line,
+            expected: expected.into(),
+            found: shorten(found),
+            record: None,
+        }
+    }
+
+    /// A parse error of one field: `field` is what was found, `record` the whole line it is in.
+    ///
+    /// ```
+    /// let e = tears_data::DataError::parse_field(
+    ///     std::path::Path::new("ratings.csv"), 3, "a numeric rating", "abc", "1,3,abc,964981247",
+    /// );
+    /// assert_eq!(e.to_string(), "ratings.csv:3: expected a numeric rating, found \"abc\" in \"1,3,abc,964981247\"");
+    /// ```
+    pub fn parse_field(path: &Path, line: u64, expected: impl Into<String>, field: &str, record: &str) -> Self {
+        DataError::Parse {
+            path: path.to_path_buf(),
+            line,
+            expected: expected.into(),
+            found: shorten(field),
+            record: (record != field).then(|| shorten(record)),
+        }
     }
 
     /// Whether this error describes one bad record (which lenient loading may skip).

@@ -199,11 +199,39 @@ pub struct SummaryWindow {
     pub validation_users: usize,
     /// Test users drawn from the eligible users.
     pub test_users: usize,
+    /// When fewer users are eligible than the two counts ask for, take a quarter of the eligible
+    /// users for each set instead of failing (the default, so that the default command works on
+    /// any dataset; [`SplitCounts`] says what was taken). Off, a shortfall is an error.
+    #[serde(default)]
+    pub fit_to_eligible: bool,
 }
 
 impl Default for SummaryWindow {
+    /// M = 64, at least 10 held-out positives, 250 validation and 250 test users (fewer when the
+    /// dataset has fewer eligible users).
     fn default() -> Self {
-        SummaryWindow { window: 64, min_heldout: 10, validation_users: 250, test_users: 250 }
+        SummaryWindow { window: 64, min_heldout: 10, validation_users: 250, test_users: 250, fit_to_eligible: true }
+    }
+}
+
+impl SummaryWindow {
+    /// The validation and test counts for `eligible` eligible users.
+    ///
+    /// # Errors
+    /// Too few eligible users for the counts asked, unless [`fit_to_eligible`](Self::fit_to_eligible).
+    pub fn counts(&self, eligible: usize) -> Result<(usize, usize)> {
+        let need = self.validation_users + self.test_users;
+        if eligible >= need {
+            return Ok((self.validation_users, self.test_users));
+        }
+        if self.fit_to_eligible && eligible >= 4 {
+            let quarter = eligible / 4;
+            return Ok((self.validation_users.min(quarter), self.test_users.min(quarter)));
+        }
+        Err(DataError::Config(format!(
+            "only {eligible} users have at least {} positives before their window; {} validation + {} test users requested",
+            self.min_heldout, self.validation_users, self.test_users
+        )))
     }
 }
 
@@ -436,19 +464,11 @@ pub fn make_split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
                 })
                 .collect();
             eligible_count = eligible.len();
-            let need = p.validation_users + p.test_users;
-            if eligible.len() < need {
-                return Err(DataError::Config(format!(
-                    "only {} users have at least {} positives before their window; {} validation + {} test users requested",
-                    eligible.len(),
-                    p.min_heldout,
-                    p.validation_users,
-                    p.test_users
-                )));
-            }
+            let (n_val, n_test) = p.counts(eligible.len())?;
+            let need = n_val + n_test;
             eligible.shuffle(&mut rng);
-            let val = eligible[..p.validation_users].to_vec();
-            let test = eligible[p.validation_users..need].to_vec();
+            let val = eligible[..n_val].to_vec();
+            let test = eligible[n_val..need].to_vec();
             let chosen: HashSet<usize> = eligible[..need].iter().copied().collect();
             let train: Vec<usize> = order.into_iter().filter(|u| !chosen.contains(u)).collect();
             (train, val, test, HeldoutRule::Before(starts))
@@ -598,4 +618,21 @@ fn window_start(events: &[Event], m: usize) -> i64 {
 /// Index of each user in `rows`, by source id.
 pub fn user_positions(rows: &UserRows) -> HashMap<u64, usize> {
     rows.users.iter().enumerate().map(|(i, &u)| (u, i)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_window_counts_fit_the_eligible_users_unless_asked_exactly() {
+        let default = SummaryWindow::default();
+        assert_eq!(default.counts(2_000).ok(), Some((250, 250)));
+        // ml100k's case: 403 eligible users, 500 asked by default.
+        assert_eq!(default.counts(403).ok(), Some((100, 100)));
+        let exact = SummaryWindow { fit_to_eligible: false, ..SummaryWindow::default() };
+        let msg = exact.counts(403).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("only 403 users") && msg.contains("250 validation + 250 test"), "{msg}");
+        assert!(default.counts(3).is_err(), "three eligible users cannot make two evaluation sets");
+    }
 }

@@ -127,6 +127,25 @@ fn ml_latest_quoted_titles_half_stars_tags() {
     assert_parse_error(loaders::load_ml_latest(dir.path(), &STRICT).expect_err("empty rating"), "ratings.csv", 3);
     let d = loaders::load_ml_latest(dir.path(), &LENIENT).expect("lenient");
     assert_eq!((d.events.len(), d.skipped_records), (1, 1));
+
+    // The bad rating is on line 3 whatever the line endings, and the message names the field.
+    for (endings, ratings) in [
+        ("LF", &b"userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,abc,964981247\n"[..]),
+        ("CRLF", b"userId,movieId,rating,timestamp\r\n1,1,4.0,964982703\r\n1,3,abc,964981247\r\n"),
+        ("mixed", b"userId,movieId,rating,timestamp\n1,1,4.0,964982703\r\n\r\n1,3,abc,964981247\n"),
+    ] {
+        write(dir.path(), "ratings.csv", ratings);
+        let err = loaders::load_ml_latest(dir.path(), &STRICT).expect_err("bad rating");
+        let line = if endings == "mixed" { 4 } else { 3 };
+        let msg = err.to_string();
+        assert_parse_error(err, "ratings.csv", line);
+        assert!(msg.contains("found \"abc\" in \"1,3,abc,964981247\""), "{endings}: {msg}");
+    }
+    // CRLF records parse whole: no '\r' is left on a last field.
+    write(dir.path(), "ratings.csv", b"userId,movieId,rating,timestamp\r\n1,1,4.0,964982703\r\n");
+    let d = loaders::load_ml_latest(dir.path(), &STRICT).expect("crlf");
+    assert_eq!(d.events[0].timestamp, 964_982_703);
+    assert!(d.items.iter().all(|i| !i.genres.iter().any(|g| g.contains('\r'))));
 }
 
 #[test]

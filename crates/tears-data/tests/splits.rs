@@ -16,7 +16,13 @@ fn config(protocol: Protocol, seed: u64) -> SplitConfig {
 }
 
 fn small_window() -> Protocol {
-    Protocol::SummaryWindow(SummaryWindow { window: 20, min_heldout: 3, validation_users: 15, test_users: 15 })
+    Protocol::SummaryWindow(SummaryWindow {
+        window: 20,
+        min_heldout: 3,
+        validation_users: 15,
+        test_users: 15,
+        fit_to_eligible: false,
+    })
 }
 
 fn check_invariants(data: &Dataset, split: &Split) {

@@ -138,6 +138,7 @@ fn prompts_of_evaluation_users_show_their_window_and_no_held_out_item() {
             min_heldout: 2,
             validation_users: 10,
             test_users: 10,
+            fit_to_eligible: false,
         })),
         ..Default::default()
     };

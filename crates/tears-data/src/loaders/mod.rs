@@ -25,7 +25,7 @@ use crate::error::{DataError, Result};
 
 /// Parses `s` as a `T`, or returns a parse error for `line` of `path` describing `what`.
 pub(crate) fn parse_field<T: FromStr>(s: &str, path: &Path, line: u64, what: &str, context: &str) -> Result<T> {
-    s.trim().parse::<T>().map_err(|_| DataError::parse(path, line, what, context))
+    s.trim().parse::<T>().map_err(|_| DataError::parse_field(path, line, what, s.trim(), context))
 }
 
 /// Parses a rating and checks that it is finite and within 0..=10 (every supported scale).
@@ -34,7 +34,7 @@ pub(crate) fn parse_rating(s: &str, path: &Path, line: u64, context: &str) -> Re
     if r.is_finite() && (0.0..=10.0).contains(&r) {
         Ok(r)
     } else {
-        Err(DataError::parse(path, line, "a rating between 0 and 10", context))
+        Err(DataError::parse_field(path, line, "a rating between 0 and 10", s.trim(), context))
     }
 }
 
@@ -72,7 +72,13 @@ impl CsvFile {
     /// Opens `path` (plain or gzip) and reads its header.
     pub(crate) fn open(path: &Path, dataset: &str) -> Result<Self> {
         let input = crate::io::open(path, dataset)?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+        // Records end at '\n' only, so that the reader's line count is the file's for LF, CRLF
+        // and mixed endings alike; a '\r' before it is stripped from the record's last field.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(input);
         let header = reader
             .byte_headers()
             .map_err(|e| csv_error(path, e))?
@@ -111,10 +117,15 @@ impl CsvFile {
                 Ok(false) => return Ok(()),
                 Ok(true) => {
                     let line = record.position().map(|p| p.line()).unwrap_or(0);
-                    if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                    if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty() || f == b"\r") {
                         continue; // blank line
                     }
-                    let fields: Vec<std::borrow::Cow<'_, str>> = record.iter().map(crate::io::decode).collect();
+                    let last = record.len().saturating_sub(1);
+                    let fields: Vec<std::borrow::Cow<'_, str>> = record
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| crate::io::decode(if i == last { f.strip_suffix(b"\r").unwrap_or(f) } else { f }))
+                        .collect();
                     if let Err(e) = f(line, &fields) {
                         on_error(e)?;
                     }
