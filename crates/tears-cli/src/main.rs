@@ -5,6 +5,7 @@ mod common;
 mod embed;
 mod evaluate;
 mod prepare;
+mod recommend;
 mod summarize;
 mod train;
 
@@ -33,6 +34,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a saved model on a split's test or validation users.
     Evaluate(evaluate::EvaluateArgs),
+    /// Recommend for one profile (a typed or edited summary, a file, or a split user) with a
+    /// trained TEARS or GERS model, optionally with explanations.
+    Recommend(Box<recommend::RecommendArgs>),
     /// Encode user summaries into sentence embeddings with a BERT-family model folder
     /// (.npy with the user ids in OUT.users.txt, or .safetensors).
     Embed(Box<embed::EmbedArgs>),
@@ -51,6 +55,7 @@ fn main() {
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Embed(a) => embed::run(*a),
+        Command::Recommend(a) => recommend::run(*a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

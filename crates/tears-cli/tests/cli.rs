@@ -568,6 +568,44 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
     assert_eq!(rows[10]["alpha"], 1.0);
     assert!(rows.iter().all(|r| r["model"] == "tears" && r["metrics"]["ndcg@20"]["mean"].as_f64().is_some()));
 
+    // Recommendations for a typed sentence (cold start), as JSON.
+    let stdout = ok(tears()
+        .args(["recommend", "--summary", "Loves westerns and quiet dramas.", "-k", "5", "--json", "--model"])
+        .arg(&model)
+        .output()
+        .expect("recommend"));
+    let r: serde_json::Value = serde_json::from_str(&stdout).expect("recommendation JSON");
+    assert_eq!((r["alpha"].as_f64(), r["cold_start"].as_bool()), (Some(1.0), Some(true)), "{stdout}");
+    let items = r["items"].as_array().expect("items");
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|i| i["title"].is_string() && i["genres"].is_array() && i["score"].is_number()));
+    // A test user of the split, with their summary and history, explained.
+    let foldin = std::fs::read_to_string(split.join("test_foldin.csv")).expect("fold-in");
+    let user = foldin.lines().nth(1).and_then(|l| l.split(',').next()).expect("a test user").to_string();
+    let stdout = ok(tears()
+        .args(["recommend", "--explain", "-k", "3", "--alpha", "0.5", "--user", &user, "--split"])
+        .arg(&split)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .expect("recommend"));
+    assert!(stdout.contains("alpha 0.5") && stdout.contains("a=0") && stdout.contains("without '"), "{stdout}");
+    // Bad requests: a clear error each.
+    let history = dir.path().join("history.csv");
+    std::fs::write(&history, "item,rating\n987654321,5\n").expect("history");
+    for (args, expected) in [
+        (vec!["--summary", "x y z.", "--alpha", "1.5"], "alpha must be in [0, 1]"),
+        (vec!["--summary", "   "], "the summary is empty"),
+        (vec!["--summary", "Westerns.", "--history", history.to_str().unwrap_or_default()], "item 987654321"),
+    ] {
+        let run = tears().arg("recommend").args(&args).arg("--model").arg(&model).output().expect("run");
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let run = tears().args(["recommend", "--summary", "Westerns.", "--model"]).arg(&backbone).output().expect("run");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("tears, gers"), "{}", String::from_utf8_lossy(&run.stderr));
+
     // Summaries for only a few users: a clear error naming the file, or an explicit choice.
     let few = dir.path().join("few.jsonl");
     let text = std::fs::read_to_string(&summaries).expect("summaries");

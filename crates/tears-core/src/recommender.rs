@@ -139,6 +139,10 @@ pub struct Manifest {
     pub fit_seconds: Option<f64>,
 }
 
+/// The item table of a model directory: the vocabulary's items (id, title, year, genres, tags)
+/// in column order, so that a model directory can serve recommendations without its split.
+pub const ITEMS_FILE: &str = "items.json";
+
 /// The hex form of a vocabulary hash used in manifests.
 ///
 /// ```
@@ -216,16 +220,24 @@ impl Manifest {
     /// # Errors
     /// [`ModelError::VocabularyMismatch`] naming both datasets and hashes.
     pub fn check_split(&self, dir: &Path, split: &Split) -> Result<()> {
-        let split_hash = hash_hex(split.vocabulary_hash());
-        if split_hash != self.vocabulary_hash || split.n_items() != self.n_items {
+        self.check_items(dir, &split.items, &split.meta.dataset)
+    }
+
+    /// Checks that `items` (named `source` in the error) are the vocabulary this model scores.
+    ///
+    /// # Errors
+    /// [`ModelError::VocabularyMismatch`] when the item ids or their count differ.
+    pub fn check_items(&self, dir: &Path, items: &[tears_data::Item], source: &str) -> Result<()> {
+        let hash = hash_hex(tears_data::split::vocabulary_hash(items));
+        if hash != self.vocabulary_hash || items.len() != self.n_items {
             return Err(ModelError::VocabularyMismatch(Box::new(crate::error::VocabularyMismatch {
                 dir: dir.to_path_buf(),
                 model_dataset: self.dataset.clone(),
                 model_hash: self.vocabulary_hash.clone(),
                 model_items: self.n_items,
-                split_dataset: split.meta.dataset.clone(),
-                split_hash,
-                split_items: split.n_items(),
+                split_dataset: source.to_string(),
+                split_hash: hash,
+                split_items: items.len(),
             })));
         }
         Ok(())
@@ -260,6 +272,10 @@ pub fn save_model(
 ) -> Result<Manifest> {
     std::fs::create_dir_all(dir).map_err(|e| tears_data::DataError::io(dir, e))?;
     model.save_weights(dir)?;
+    let items_path = dir.join(ITEMS_FILE);
+    let items =
+        serde_json::to_vec(&split.items).map_err(|source| ModelError::Json { path: items_path.clone(), source })?;
+    tears_data::io::write_atomic(&items_path, |w| w.write_all(&items))?;
     let manifest = Manifest::new(model, split, seed, fit_seconds);
     manifest.write(dir)?;
     Ok(manifest)

@@ -379,15 +379,20 @@ impl Split {
     /// A stable 64-bit FNV-1a hash of the item vocabulary (source ids in column order), recorded by
     /// models so that loading one against a split with another vocabulary is caught.
     pub fn vocabulary_hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for item in &self.items {
-            for b in item.id.to_le_bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
-        h
+        vocabulary_hash(&self.items)
     }
+}
+
+/// FNV-1a over the item ids of a vocabulary, in column order ([`Split::vocabulary_hash`]).
+pub fn vocabulary_hash(items: &[Item]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for item in items {
+        for b in item.id.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Configuration of [`make_split`].

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tears_core::{
     EvalOptions, Manifest, MissingProfile, ModelKind, Profile, Profiles, evaluate_with_profiles, save_model,
 };
-use tears_data::{EvalUsers, Split, StoredSummaries};
+use tears_data::{EvalUsers, Item, Split, StoredSummaries};
 use tears_metrics::AccuracyReport;
 use tears_text::SentenceEncoder;
 use tears_vae::checkpoint::Fingerprint;
@@ -466,6 +466,14 @@ pub struct LoadOptions {
 /// # Errors
 /// A missing or malformed manifest, another kind of model, another item vocabulary.
 pub fn read_record(dir: &Path, split: &Split) -> Result<(Manifest, TearsRecord)> {
+    read_record_for_items(dir, &split.items, &split.meta.dataset)
+}
+
+/// [`read_record`] against an item table (`source` names it in errors) instead of a split.
+///
+/// # Errors
+/// As [`read_record`].
+pub fn read_record_for_items(dir: &Path, items: &[Item], source: &str) -> Result<(Manifest, TearsRecord)> {
     let manifest = Manifest::read(dir)?;
     let path = Manifest::path(dir);
     match manifest.kind.parse::<ModelKind>() {
@@ -478,7 +486,7 @@ pub fn read_record(dir: &Path, split: &Split) -> Result<(Manifest, TearsRecord)>
             }));
         }
     }
-    manifest.check_split(dir, split)?;
+    manifest.check_items(dir, items, source)?;
     let record: TearsRecord = serde_json::from_value(manifest.hyper_parameters.clone())
         .map_err(|e| TearsError::Mismatch { path: path.clone(), message: format!("unreadable TEARS record: {e}") })?;
     Ok((manifest, record))
@@ -495,7 +503,30 @@ pub fn load<B: Backend + 'static>(
     options: &LoadOptions,
     device: &B::Device,
 ) -> Result<Box<dyn ScrutableRecommender>> {
-    let (manifest, record) = read_record(dir, split)?;
+    load_from::<B>(dir, &split.items, &split.meta.dataset, options, device)
+}
+
+/// [`load`] with the model's item table (its `items.json`, or a split's items) instead of a split.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_items<B: Backend + 'static>(
+    dir: &Path,
+    items: &[Item],
+    options: &LoadOptions,
+    device: &B::Device,
+) -> Result<Box<dyn ScrutableRecommender>> {
+    load_from::<B>(dir, items, "the item table", options, device)
+}
+
+fn load_from<B: Backend + 'static>(
+    dir: &Path,
+    items: &[Item],
+    source: &str,
+    options: &LoadOptions,
+    device: &B::Device,
+) -> Result<Box<dyn ScrutableRecommender>> {
+    let (manifest, record) = read_record_for_items(dir, items, source)?;
     let path = Manifest::path(dir);
     let encoder = ProfileEncoder::<B>::from_spec(
         &record.encoder,
@@ -504,7 +535,7 @@ pub fn load<B: Backend + 'static>(
         &path,
         device,
     )?
-    .with_items(split, &path)?;
+    .with_items(items, &path)?;
     let encoder = Arc::new(encoder);
     let config = record.config.clone().check()?;
     let config = config.get();

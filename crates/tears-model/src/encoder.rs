@@ -278,15 +278,15 @@ impl<B: Backend> ProfileEncoder<B> {
     ///
     /// # Errors
     /// [`TearsError::Mismatch`] when the split's genres are not the recorded ones.
-    pub fn with_items(self, split: &tears_data::Split, manifest: &Path) -> Result<Self> {
+    pub fn with_items(self, items: &[tears_data::Item], manifest: &Path) -> Result<Self> {
         match self {
             ProfileEncoder::Genres(recorded) => {
-                let fresh = GenreSpace::from_split(split);
+                let fresh = GenreSpace::from_items(items);
                 if fresh.names != recorded.names {
                     return Err(TearsError::Mismatch {
                         path: manifest.to_path_buf(),
                         message: format!(
-                            "the model was trained on {} genres but the split's items have {} other ones",
+                            "the model was trained on {} genres but these items have {} other ones",
                             recorded.names.len(),
                             fresh.names.len()
                         ),

@@ -36,6 +36,10 @@ pub enum TearsError {
         /// What differs, and what to do.
         message: String,
     },
+    /// A recommendation request that cannot be served (an empty summary, alpha outside [0, 1],
+    /// an unknown item id, ...).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// A profile of the wrong kind or size was given to a model.
     #[error("profile of user {user}: {message}")]
     BadProfile {

@@ -67,6 +67,7 @@ pub mod encoder;
 pub mod error;
 pub mod genres;
 pub mod nets;
+pub mod recommend;
 pub mod scorer;
 pub mod train;
 pub mod tuning;
@@ -77,12 +78,13 @@ pub use config::{
 };
 pub use dir::{
     AlphaPoint, BackboneRecord, LoadOptions, SummariesFile, SummariesRecord, TearsRecord, TearsReport, TrainInputs,
-    best_alpha, fit, load, read_record, summaries_for, sweep_alpha,
+    best_alpha, fit, load, load_with_items, read_record, read_record_for_items, summaries_for, sweep_alpha,
 };
 pub use encoder::{AnyTextEncoder, EncoderSpec, ProfileEncoder, TextEncoderChoice, TextProfiles, TunedEncoder};
 pub use error::{Result, TearsError};
 pub use genres::GenreSpace;
 pub use nets::{Base, Fused, Latents, Scrutable, TearsLoss, Weights};
+pub use recommend::{Edit, ItemTable, ProfileInput, Recommendation, RecommendedItem, Request, ScrutableModel};
 pub use scorer::{Scorer, ScrutableRecommender, WEIGHTS_FILE};
 pub use train::{Snapshot, TearsTask, TrainingData, Validation};
 pub use tuning::{ENCODER_FILE, EncoderTuner, TunerInputs, weights_digest};

@@ -199,6 +199,11 @@ impl<B: Backend, S: Scrutable<B>> Recommender for Scorer<B, S> {
 
     fn save_weights(&self, dir: &Path) -> tears_core::Result<()> {
         save_record::<B, S>(&self.model, &dir.join(WEIGHTS_FILE)).map_err(TearsError::from)?;
+        if let (ProfileEncoder::Text(t), Some(e)) = (self.encoder.as_ref(), self.encoder.sentence_encoder())
+            && let Some(tuned) = &t.tuned
+        {
+            save_record::<B, _>(&e.model, &dir.join(&tuned.file)).map_err(TearsError::from)?;
+        }
         Ok(())
     }
 }
