@@ -502,7 +502,7 @@ impl ScrutableModel {
             })
             .collect();
         if request.explain {
-            self.explain(&request.history, &profile, text.as_deref(), alpha, &seen, &top, &mut items)?;
+            self.explain(&request.history, &profile, text.as_deref(), (alpha, &scores), &seen, &top, &mut items)?;
         }
         let genres = match &profile {
             Profile::Vector(v) => Some(v.clone()),
@@ -557,7 +557,7 @@ impl ScrutableModel {
         history: &[(u64, f32)],
         profile: &Profile,
         text: Option<&str>,
-        alpha: f32,
+        (alpha, full): (f32, &[f32]),
         seen: &[bool],
         top: &[usize],
         items: &mut [RecommendedItem],
@@ -582,7 +582,6 @@ impl ScrutableModel {
         } else {
             Vec::new()
         };
-        let full = self.score_matrix(history, std::slice::from_ref(profile), alpha)?;
         let without = if variants.is_empty() { None } else { Some(self.score_matrix(history, &variants, alpha)?) };
         for (item, &j) in items.iter_mut().zip(top) {
             let mut effects: Vec<SentenceEffect> = match &without {
@@ -596,7 +595,7 @@ impl ScrutableModel {
                         SentenceEffect {
                             index: i,
                             sentence: s.clone(),
-                            score_change: full[[0, j]] - row[j],
+                            score_change: full[j] - row[j],
                             rank_without,
                             text: effect_text(s, item.rank, rank_without),
                         }
