@@ -10,12 +10,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use faer::{Mat, Side, linalg::solvers::DenseSolveCore};
+use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tears_data::{Interactions, Split, UserRows, Values};
 
 use crate::evaluate::{EvalOptions, evaluate_model};
-use crate::recommender::{Fit, Manifest, Recommender};
+use crate::recommender::{Fit, Manifest, Recommender, scores_from_vec};
 use crate::{BaselineError, Result};
 
 /// Name of the weights file in a model directory: `items × items` little-endian f32, row-major
@@ -200,7 +201,7 @@ pub struct LambdaTrial {
 /// assert!([100.0, 500.0].contains(&model.lambda()));
 /// assert_eq!(model.weight(3, 3), 0.0);
 /// let scores = model.score(&split.test.foldin)?;
-/// assert_eq!(scores.len(), split.test.len() * split.n_items());
+/// assert_eq!(scores.dim(), (split.test.len(), split.n_items()));
 /// # Ok::<(), tears_baselines::BaselineError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -280,12 +281,12 @@ impl Recommender for Ease {
         })
     }
 
-    fn score(&self, foldin: &UserRows) -> Result<Vec<f32>> {
+    fn score(&self, foldin: &UserRows) -> Result<Array2<f32>> {
         let n = self.n_items;
         let x = Interactions::from_rows(foldin, n, Values::Binary { positive_above: self.positive_above })?;
         let mut out = vec![0.0f32; foldin.len() * n];
         if n == 0 {
-            return Ok(out);
+            return scores_from_vec(out, foldin.len(), n);
         }
         out.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
             for (&i, &v) in x.row_items(r).iter().zip(x.row_values(r)) {
@@ -295,7 +296,7 @@ impl Recommender for Ease {
                 }
             }
         });
-        Ok(out)
+        scores_from_vec(out, foldin.len(), n)
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use tears_data::{Interactions, Split, UserRows, Values};
 
-use crate::recommender::{Fit, Manifest, Recommender};
+use crate::recommender::{Fit, Manifest, Recommender, scores_from_vec};
 use crate::{BaselineError, Result};
 
 /// Name of the counts file in a model directory.
@@ -72,7 +73,7 @@ impl Recommender for Popularity {
         serde_json::json!({ "counts_file": POPULARITY_FILE })
     }
 
-    fn score(&self, foldin: &UserRows) -> Result<Vec<f32>> {
+    fn score(&self, foldin: &UserRows) -> Result<Array2<f32>> {
         let n = self.counts.len();
         if let Some(r) = foldin.entries().iter().find(|r| r.item as usize >= n) {
             return Err(BaselineError::Config(format!("fold-in item index {} out of range for {n} items", r.item)));
@@ -81,7 +82,7 @@ impl Recommender for Popularity {
         for _ in 0..foldin.len() {
             out.extend_from_slice(&self.counts);
         }
-        Ok(out)
+        scores_from_vec(out, foldin.len(), n)
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {

@@ -106,10 +106,11 @@ fn ease_scores_are_x_times_b() {
     let b = ease_weights(&gram_matrix(&x), 4, 2.0).expect("weights");
     let model = Ease::from_weights(&b, 4, 2.0, 3.5).expect("model");
     let scores = model.score(&rows).expect("scores");
+    assert_eq!(scores.dim(), (TINY_X.len(), 4));
     for (u, xrow) in TINY_X.iter().enumerate() {
         for j in 0..4 {
             let direct: f64 = (0..4).map(|i| xrow[i] * b[i * 4 + j]).sum();
-            assert!((scores[u * 4 + j] as f64 - direct).abs() < 1e-5, "user {u} item {j}");
+            assert!((scores[[u, j]] as f64 - direct).abs() < 1e-5, "user {u} item {j}");
         }
     }
 }
@@ -192,7 +193,8 @@ fn evaluation_masks_seen_items_and_does_not_depend_on_the_batch_size() {
     // Direct computation: full score matrix, seen = every fold-in item.
     let scores = ease.score(&split.test.foldin).expect("scores");
     let n = split.n_items();
-    let matrix = tears_metrics::ScoreMatrix::new(&scores, split.test.len(), n).expect("matrix");
+    let flat = scores.as_slice().expect("scores in standard layout");
+    let matrix = tears_metrics::ScoreMatrix::new(flat, split.test.len(), n).expect("matrix");
     let seen: Vec<Vec<usize>> =
         (0..split.test.len()).map(|r| split.test.foldin.row(r).iter().map(|x| x.item as usize).collect()).collect();
     let heldout: Vec<Vec<usize>> =
@@ -219,6 +221,7 @@ fn save_and_load_round_trip_gives_identical_scores() {
     assert_eq!(loaded.kind(), "ease");
     assert_eq!(loaded.hyper_parameters(), ease.hyper_parameters());
     let (a, b) = (ease.score(&split.test.foldin).expect("a"), loaded.score(&split.test.foldin).expect("b"));
+    assert_eq!(a.dim(), b.dim());
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     assert!(a.iter().any(|&x| x != 0.0));
 

@@ -69,7 +69,7 @@ pub fn slice_rows(rows: &UserRows, range: std::ops::Range<usize>) -> UserRows {
 /// ```
 ///
 /// # Errors
-/// A zero batch size or cut-off, a score buffer of the wrong size, an item out of range.
+/// A zero batch size or cut-off, a score matrix of the wrong shape, an item out of range.
 pub fn evaluate_model(model: &dyn Recommender, users: &EvalUsers, options: &EvalOptions) -> Result<AccuracyReport> {
     evaluate_with_profiles(model, users, None, MissingProfile::Error, options)
 }
@@ -122,13 +122,32 @@ pub fn evaluate_with_profiles(
         let batch = slice_rows(&foldin, start..end);
         let batch_profiles: Vec<_> = picked.profiles[start..end].iter().map(Option::as_ref).collect();
         let scores = model.score_with_profiles(&batch, &batch_profiles)?;
-        let matrix = tears_metrics::ScoreMatrix::new(&scores, end - start, n)?;
+        check_shape(&scores, end - start, n)?;
+        // The trait promises standard layout; a model that breaks the promise costs a copy (in
+        // logical, row-major order), not an error.
+        let flat: std::borrow::Cow<'_, [f32]> = match scores.as_slice() {
+            Some(flat) => flat.into(),
+            None => scores.iter().copied().collect::<Vec<f32>>().into(),
+        };
+        let matrix = tears_metrics::ScoreMatrix::new(&flat, end - start, n)?;
         let seen_lists: Vec<&[usize]> = (start..end).map(|r| seen.row_items(r)).collect();
         let heldout_lists: Vec<&[usize]> = (start..end).map(|r| heldout.row_items(r)).collect();
         ev.add(&matrix, &seen_lists, &heldout_lists)?;
         start = end;
     }
     Ok(ev.report())
+}
+
+/// Checks that a score matrix is `[rows, n_items]`.
+fn check_shape(scores: &ndarray::Array2<f32>, rows: usize, n_items: usize) -> Result<()> {
+    let (found_rows, found_items) = scores.dim();
+    if found_rows != rows {
+        return Err(MetricsError::SizeMismatch { what: "score rows", expected: rows, found: found_rows }.into());
+    }
+    if found_items != n_items {
+        return Err(MetricsError::SizeMismatch { what: "score columns", expected: n_items, found: found_items }.into());
+    }
+    Ok(())
 }
 
 /// A mean and its standard error, as written in evaluation JSON.

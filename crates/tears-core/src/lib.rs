@@ -35,4 +35,4 @@ pub use error::{ModelError, Result, VocabularyMismatch};
 pub use evaluate::{EvalOptions, EvalSummary, MeanStderr, evaluate_model, evaluate_split, evaluate_with_profiles};
 pub use kinds::{Family, ModelKind};
 pub use profile::{MissingProfile, Profile, ProfileKind, Profiles, Resolved};
-pub use recommender::{Fit, ITEMS_FILE, MANIFEST_FILE, Manifest, Recommender, hash_hex, save_model};
+pub use recommender::{Fit, ITEMS_FILE, MANIFEST_FILE, Manifest, Recommender, hash_hex, save_model, scores_from_vec};

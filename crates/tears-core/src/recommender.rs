@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use tears_data::{Split, UserRows};
 
@@ -34,7 +35,10 @@ pub const MANIFEST_FORMAT: u32 = 1;
 /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
 /// let model: Box<dyn Recommender> = Box::new(Popularity::fit_split(&split)?);
 /// let scores = model.score(&split.test.foldin)?;
-/// assert_eq!(scores.len(), split.test.len() * model.n_items());
+/// assert_eq!(scores.dim(), (split.test.len(), model.n_items()));
+/// // Row `r` holds the scores of fold-in row `r`; the matrix is in standard layout.
+/// assert_eq!(scores.row(0).len(), model.n_items());
+/// assert!(scores.as_slice().is_some());
 /// # Ok::<(), tears_core::ModelError>(())
 /// ```
 pub trait Recommender {
@@ -48,12 +52,18 @@ pub trait Recommender {
     fn hyper_parameters(&self) -> serde_json::Value;
 
     /// Scores every item for every row of `foldin` (ratings on vocabulary items; how they are
-    /// binarised is the model's business). Returns a row-major `[foldin.len() × n_items]` buffer.
-    /// Seen items are *not* masked here; the evaluator masks them.
+    /// binarised is the model's business). Returns a `[foldin.len(), n_items]` matrix: row `r`
+    /// scores fold-in row `r`, column `i` item `i`. Seen items are *not* masked here; the
+    /// evaluator masks them.
+    ///
+    /// The matrix is in standard (row-major, contiguous) layout: callers may rely on
+    /// [`as_slice`](ndarray::ArrayRef::as_slice) returning `Some` with the row-major scores.
+    /// Implementations guarantee it by building the matrix from a row-major buffer, e.g. with
+    /// [`scores_from_vec`].
     ///
     /// # Errors
     /// An item index out of range, or a model-specific failure.
-    fn score(&self, foldin: &UserRows) -> Result<Vec<f32>>;
+    fn score(&self, foldin: &UserRows) -> Result<Array2<f32>>;
 
     /// What the model reads besides the fold-in rows ([`ProfileKind::None`] unless overridden).
     fn profile_kind(&self) -> ProfileKind {
@@ -62,11 +72,12 @@ pub trait Recommender {
 
     /// Scores every item for every row of `foldin`, row `r` with its user's profile
     /// `profiles[r]` (a summary, a genre vector; `None`: no profile given). Models that read no
-    /// profile ignore them (the default calls [`Recommender::score`]).
+    /// profile ignore them (the default calls [`Recommender::score`]). The matrix has the shape
+    /// and the standard layout of [`Recommender::score`]'s.
     ///
     /// # Errors
     /// As [`Recommender::score`]; a model that needs profiles refuses a missing or mismatched one.
-    fn score_with_profiles(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<Vec<f32>> {
+    fn score_with_profiles(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<Array2<f32>> {
         check_profiles(foldin, profiles)?;
         self.score(foldin)
     }
@@ -77,6 +88,29 @@ pub trait Recommender {
     /// # Errors
     /// An I/O error naming the file.
     fn save_weights(&self, dir: &Path) -> Result<()>;
+}
+
+/// Wraps a row-major buffer of `rows × n_items` scores as the `[rows, n_items]` matrix that
+/// [`Recommender::score`] returns, in standard layout and without copying.
+///
+/// ```
+/// let scores = tears_core::recommender::scores_from_vec(vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 2, 3)?;
+/// assert_eq!(scores.dim(), (2, 3));
+/// assert_eq!(scores[[1, 0]], 0.4);
+/// assert!(tears_core::recommender::scores_from_vec(vec![0.0; 5], 2, 3).is_err());
+/// # Ok::<(), tears_core::ModelError>(())
+/// ```
+///
+/// # Errors
+/// [`tears_metrics::MetricsError::SizeMismatch`] when `scores.len() != rows * n_items`.
+pub fn scores_from_vec(scores: Vec<f32>, rows: usize, n_items: usize) -> Result<Array2<f32>> {
+    let found = scores.len();
+    let mismatch = |expected: usize| tears_metrics::MetricsError::SizeMismatch { what: "scores", expected, found };
+    let expected = rows.checked_mul(n_items).ok_or_else(|| mismatch(usize::MAX))?;
+    if found != expected {
+        return Err(mismatch(expected).into());
+    }
+    Ok(Array2::from_shape_vec((rows, n_items), scores).map_err(|_| mismatch(expected))?)
 }
 
 /// Checks that there is one profile slot per fold-in row.

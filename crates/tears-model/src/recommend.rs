@@ -14,7 +14,7 @@
 //! let text = "Summary: The user enjoys war films, e.g. Platoon. They dislike horror! Lately, comedies.";
 //! assert_eq!(split_sentences(text), vec!["The user enjoys war films, e.g. Platoon.", "They dislike horror!", "Lately, comedies."]);
 //! let edited = Edit::RemoveSentence(1).apply_to_text(text)?;
-//! assert_eq!(edited, "The user enjoys war films, e.g. Platoon. Lately, comedies.");
+//! assert_eq!(edited, "Summary: The user enjoys war films, e.g. Platoon. Lately, comedies.");
 //! let swapped = Edit::SwapGenres("war".into(), "comedy".into()).apply_to_text("Loves war films, hates comedy.")?;
 //! assert_eq!(swapped, "Loves comedy films, hates war.");
 //! # Ok::<(), tears_model::TearsError>(())
@@ -43,11 +43,17 @@ const ABBREVIATIONS: [&str; 16] =
 /// a leading `Summary:` is not a sentence and is dropped. Sentences are trimmed; empty ones
 /// are left out.
 pub fn split_sentences(text: &str) -> Vec<String> {
-    let body = text.trim_start();
-    let body = match body.get(..8) {
-        Some(head) if head.eq_ignore_ascii_case("summary:") => &body[8..],
-        _ => body,
+    sentence_spans(text).into_iter().map(|(a, b)| text[a..b].to_string()).collect()
+}
+
+/// The byte ranges of [`split_sentences`]' sentences in `text` (trimmed, in order).
+pub fn sentence_spans(text: &str) -> Vec<(usize, usize)> {
+    let lead = text.len() - text.trim_start().len();
+    let offset = match text.get(lead..lead + 8) {
+        Some(head) if head.eq_ignore_ascii_case("summary:") => lead + 8,
+        _ => lead,
     };
+    let body = &text[offset..];
     let chars: Vec<(usize, char)> = body.char_indices().collect();
     let mut out = Vec::new();
     let mut start = 0;
@@ -63,17 +69,30 @@ pub fn split_sentences(text: &str) -> Vec<String> {
             continue;
         }
         let end = pos + c.len_utf8();
-        push_sentence(&mut out, &body[start..end]);
+        push_span(&mut out, body, start, end, offset);
         start = end;
     }
-    push_sentence(&mut out, &body[start..]);
+    push_span(&mut out, body, start, body.len(), offset);
     out
 }
 
-fn push_sentence(out: &mut Vec<String>, s: &str) {
-    let s = s.trim();
-    if !s.is_empty() {
-        out.push(s.to_string());
+fn push_span(out: &mut Vec<(usize, usize)>, body: &str, start: usize, end: usize, offset: usize) {
+    let s = &body[start..end];
+    let trimmed = s.trim();
+    if !trimmed.is_empty() {
+        let a = start + (s.len() - s.trim_start().len());
+        out.push((offset + a, offset + a + trimmed.len()));
+    }
+}
+
+/// `text` with sentence `span` removed, and the whitespace after it (before it, for the last
+/// sentence), so that the rest of the text (a `Summary:` label, paragraph breaks) is unchanged.
+fn remove_span(text: &str, (a, b): (usize, usize)) -> String {
+    let after = text[b..].len() - text[b..].trim_start().len();
+    if b + after < text.len() {
+        format!("{}{}", &text[..a], &text[b + after..])
+    } else {
+        text[..a].trim_end().to_string()
     }
 }
 
@@ -100,9 +119,10 @@ pub enum Edit {
     RemoveSentence(usize),
     /// Replace sentence `i` with a text.
     ReplaceSentence(usize, String),
-    /// Swap two genre names: every whole-word occurrence in a summary (case-insensitive, each
-    /// taking the other's place), or the two proportions of a GERS genre vector (the paper's
-    /// large-scope edit).
+    /// Swap two genres: in a summary every whole-word occurrence of either, in all its common
+    /// forms (`sci-fi` / `science fiction`, `comedy` / `comedies` / `comedic`, ...; see
+    /// [`tears_summarize::edit::swap_genres`]), each taking the other's place; in a GERS genre
+    /// vector their two proportions (the paper's large-scope edit).
     SwapGenres(String, String),
 }
 
@@ -116,36 +136,27 @@ impl Edit {
     /// # Errors
     /// A sentence index past the end; an edit that leaves no text.
     pub fn apply_to_text(&self, text: &str) -> Result<String> {
-        let sentences = split_sentences(text);
-        let check = |i: usize| {
-            if i < sentences.len() {
-                Ok(())
-            } else {
-                Err(bad_request(format!("sentence {i} asked of a summary of {} sentences", sentences.len())))
-            }
+        let spans = sentence_spans(text);
+        let span = |i: usize| {
+            spans
+                .get(i)
+                .copied()
+                .ok_or_else(|| bad_request(format!("sentence {i} asked of a summary of {} sentences", spans.len())))
         };
         let out = match self {
             Edit::Replace(t) => t.trim().to_string(),
             Edit::Append(t) => {
-                let mut s = sentences;
-                s.push(t.trim().to_string());
-                s.join(" ")
+                let base = text.trim_end();
+                if base.is_empty() { t.trim().to_string() } else { format!("{base} {}", t.trim()) }
             }
-            Edit::RemoveSentence(i) => {
-                check(*i)?;
-                let mut s = sentences;
-                s.remove(*i);
-                s.join(" ")
-            }
+            Edit::RemoveSentence(i) => remove_span(text, span(*i)?),
             Edit::ReplaceSentence(i, t) => {
-                check(*i)?;
-                let mut s = sentences;
-                s[*i] = t.trim().to_string();
-                s.join(" ")
+                let (a, b) = span(*i)?;
+                format!("{}{}{}", &text[..a], t.trim(), &text[b..])
             }
-            Edit::SwapGenres(a, b) => swap_words(text, a, b),
+            Edit::SwapGenres(a, b) => tears_summarize::edit::swap_genres(text, a, b).text,
         };
-        if out.trim().is_empty() {
+        if sentence_spans(&out).is_empty() {
             return Err(bad_request("the edit leaves an empty summary"));
         }
         Ok(out)
@@ -166,35 +177,6 @@ impl Edit {
         };
         Ok(space.swap(vector, index(a)?, index(b)?))
     }
-}
-
-/// `text` with the whole words `a` and `b` exchanged (case-insensitive; the replacement keeps the
-/// other word's spelling as given).
-fn swap_words(text: &str, a: &str, b: &str) -> String {
-    let (la, lb) = (a.to_lowercase(), b.to_lowercase());
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        let lower = word.to_lowercase();
-        if lower == la {
-            out.push_str(b);
-        } else if lower == lb {
-            out.push_str(a);
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if c.is_alphanumeric() || c == '-' || c == '\'' {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
 }
 
 /// The items a model scores, in column order, with a lookup by source id.
@@ -450,9 +432,14 @@ impl ScrutableModel {
         let scores = self.model.score_with_profiles(&rows, &refs);
         self.model.set_alpha(before);
         let scores = scores?;
-        let n = self.items.len();
-        Array2::from_shape_vec((profiles.len(), n), scores)
-            .map_err(|e| TearsError::Model(tears_core::ModelError::Numerical(e.to_string())))
+        let expected = (profiles.len(), self.items.len());
+        if scores.dim() != expected {
+            return Err(TearsError::Model(tears_core::ModelError::Numerical(format!(
+                "the model scored a {:?} matrix, expected {expected:?} (profiles, items)",
+                scores.dim()
+            ))));
+        }
+        Ok(scores)
     }
 
     /// Answers `request`.
@@ -570,15 +557,11 @@ impl ScrutableModel {
             Some(self.score_matrix(history, std::slice::from_ref(profile), 0.0)?)
         };
         // Leave one sentence out: all variants in one batch (one encoder call).
-        let sentences = text.map(split_sentences).unwrap_or_default();
+        let summary = text.unwrap_or_default();
+        let spans = sentence_spans(summary);
+        let sentences: Vec<&str> = spans.iter().map(|&(a, b)| &summary[a..b]).collect();
         let variants: Vec<Profile> = if sentences.len() > 1 {
-            (0..sentences.len())
-                .map(|i| {
-                    let rest: Vec<&str> =
-                        sentences.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, s)| s.as_str()).collect();
-                    Profile::Text(rest.join(" "))
-                })
-                .collect()
+            spans.iter().map(|&span| Profile::Text(remove_span(summary, span))).collect()
         } else {
             Vec::new()
         };
@@ -594,7 +577,7 @@ impl ScrutableModel {
                         let rank_without = kth_rank(&row, j, seen);
                         SentenceEffect {
                             index: i,
-                            sentence: s.clone(),
+                            sentence: s.to_string(),
                             score_change: full[j] - row[j],
                             rank_without,
                             text: effect_text(s, item.rank, rank_without),
@@ -658,10 +641,15 @@ mod tests {
         assert!(Edit::Replace("  ".into()).apply_to_text(text).is_err());
         assert_eq!(
             Edit::SwapGenres("War".into(), "Horror".into()).apply_to_text(text).ok().as_deref(),
-            Some("A likes Horror. B hates War. C wants comedy.")
+            Some("A likes horror. B hates war. C wants comedy.")
         );
-        // Whole words only.
-        assert_eq!(swap_words("warfare and war", "war", "x"), "warfare and x");
+        // Whole words only, every common form, each occurrence keeping its capitals.
+        let swap = |t: &str, a: &str, b: &str| Edit::SwapGenres(a.into(), b.into()).apply_to_text(t).ok();
+        assert_eq!(swap("warfare and war", "war", "x").as_deref(), Some("warfare and x"));
+        assert_eq!(
+            swap("Science fiction fan; no comedies.", "Sci-Fi", "Comedy").as_deref(),
+            Some("Comedy fan; no sci-fi.")
+        );
         let space = GenreSpace { names: vec!["Comedy".into(), "War".into()], item_genres: Vec::new() };
         assert_eq!(
             Edit::SwapGenres("war".into(), "comedy".into()).apply_to_genres(&[0.25, 0.75], &space).ok(),
@@ -669,6 +657,28 @@ mod tests {
         );
         assert!(Edit::SwapGenres("war".into(), "noir".into()).apply_to_genres(&[0.25, 0.75], &space).is_err());
         assert!(Edit::Append("x".into()).apply_to_genres(&[0.25, 0.75], &space).is_err());
+    }
+
+    #[test]
+    fn sentence_edits_leave_the_rest_of_the_text_as_it_was() {
+        let text = "Summary: Likes war. Hates gore.\n\nLately, comedies.";
+        let edit = |e: Edit| e.apply_to_text(text).ok();
+        assert_eq!(edit(Edit::RemoveSentence(0)).as_deref(), Some("Summary: Hates gore.\n\nLately, comedies."));
+        assert_eq!(edit(Edit::RemoveSentence(1)).as_deref(), Some("Summary: Likes war. Lately, comedies."));
+        assert_eq!(edit(Edit::RemoveSentence(2)).as_deref(), Some("Summary: Likes war. Hates gore."));
+        assert_eq!(
+            edit(Edit::ReplaceSentence(1, " Loves noir. ".into())).as_deref(),
+            Some("Summary: Likes war. Loves noir.\n\nLately, comedies.")
+        );
+        assert_eq!(
+            edit(Edit::Append("More.".into())).as_deref(),
+            Some("Summary: Likes war. Hates gore.\n\nLately, comedies. More.")
+        );
+        let spans = sentence_spans(text);
+        let sentences: Vec<&str> = spans.iter().map(|&(a, b)| &text[a..b]).collect();
+        assert_eq!(sentences, split_sentences(text));
+        assert_eq!(sentences, vec!["Likes war.", "Hates gore.", "Lately, comedies."]);
+        assert!(Edit::RemoveSentence(0).apply_to_text("Summary: Only one.").is_err());
     }
 
     #[test]

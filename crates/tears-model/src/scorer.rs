@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use ndarray::Array2;
 use tears_core::{ModelError, ModelKind, Profile, ProfileKind, Recommender};
 use tears_data::{Interactions, UserRows, Values};
 use tears_vae::model::save_record;
@@ -141,13 +142,15 @@ impl<B: Backend, S: Scrutable<B>> Scorer<B, S> {
         Ok(Tensor::from_data(TensorData::new(flat, [n, dim]), &self.device))
     }
 
-    /// Item scores `[rows × items]` (row-major) at the current alpha.
+    /// Item scores `[foldin.len(), items]` at the current alpha, in standard (row-major,
+    /// contiguous) layout as [`Recommender::score`] promises.
     ///
     /// # Errors
     /// As [`Scorer::profile_tensor`]; an item out of range.
-    pub fn scores(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<Vec<f32>> {
+    pub fn scores(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<Array2<f32>> {
+        let n_items = self.model.n_items();
         if foldin.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Array2::zeros((0, n_items)));
         }
         let base = self.model.choice() == BackboneChoice::None;
         let x = if !base && self.alpha < 1.0 {
@@ -160,9 +163,10 @@ impl<B: Backend, S: Scrutable<B>> Scorer<B, S> {
         };
         let e = if base || self.alpha > 0.0 { Some(self.profile_tensor(foldin, profiles)?) } else { None };
         let scores = self.model.scores(x, e, self.alpha)?;
-        scores.into_data().to_vec::<f32>().map_err(|e| {
+        let flat = scores.into_data().to_vec::<f32>().map_err(|e| {
             TearsError::Model(ModelError::Numerical(format!("reading scores back from the device: {e:?}")))
-        })
+        })?;
+        Ok(tears_core::scores_from_vec(flat, foldin.len(), n_items)?)
     }
 }
 
@@ -187,12 +191,12 @@ impl<B: Backend, S: Scrutable<B>> Recommender for Scorer<B, S> {
         }
     }
 
-    fn score(&self, foldin: &UserRows) -> tears_core::Result<Vec<f32>> {
+    fn score(&self, foldin: &UserRows) -> tears_core::Result<Array2<f32>> {
         let none = vec![None; foldin.len()];
         Ok(self.scores(foldin, &none)?)
     }
 
-    fn score_with_profiles(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> tears_core::Result<Vec<f32>> {
+    fn score_with_profiles(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> tears_core::Result<Array2<f32>> {
         tears_core::recommender::check_profiles(foldin, profiles)?;
         Ok(self.scores(foldin, profiles)?)
     }

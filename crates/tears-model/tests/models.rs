@@ -69,8 +69,9 @@ fn alpha_one_reads_only_the_summary_and_alpha_zero_only_the_history() {
     let edited = [Profile::Text("Summary: The user enjoys musicals. They dislike horror.".into()), p[1].clone()];
     let edited_refs: Vec<Option<&Profile>> = edited.iter().map(Some).collect();
     let s2 = scorer.score_with_profiles(&a, &edited_refs).expect("scores");
-    assert_ne!(s1[..50], s2[..50], "editing a sentence did not change user 1's scores");
-    assert_eq!(s1[50..], s2[50..], "user 2's summary did not change");
+    assert_eq!(s1.dim(), (2, 50));
+    assert_ne!(s1.row(0), s2.row(0), "editing a sentence did not change user 1's scores");
+    assert_eq!(s1.row(1), s2.row(1), "user 2's summary did not change");
     // alpha = 0 reads the fold-in only: another summary, or none, gives the same scores.
     scorer.set_alpha(0.0);
     let z1 = scorer.score_with_profiles(&a, &refs).expect("scores");
@@ -236,7 +237,7 @@ fn tears_on_a_backbone_beats_it_when_the_summary_knows_more_and_base_beats_popul
     assert!(b > popularity * 1.3, "TEARS Base {b:.4} is not far above most-popular {popularity:.4}");
 }
 
-fn scores_of(model: &dyn Recommender, f: &common::Fixture) -> Vec<f32> {
+fn scores_of(model: &dyn Recommender, f: &common::Fixture) -> ndarray::Array2<f32> {
     let users = &f.split.test;
     let p: Vec<Option<&Profile>> = users.users().iter().map(|u| profiles(f).get(*u)).collect();
     model.score_with_profiles(&users.foldin, &p).expect("scores")

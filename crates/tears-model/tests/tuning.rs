@@ -57,7 +57,7 @@ fn tuned(dir: &Path, shape: BertModel<T>) -> BertModel<T> {
     load_record(shape, &dir.join(ENCODER_FILE), &Default::default()).expect("fine-tuned encoder")
 }
 
-fn scores_of(model: &dyn Recommender, f: &common::Fixture) -> Vec<f32> {
+fn scores_of(model: &dyn Recommender, f: &common::Fixture) -> ndarray::Array2<f32> {
     let users = &f.split.test;
     let p: Vec<Option<&Profile>> = users.users().iter().map(|u| profiles(f).get(*u)).collect();
     model.score_with_profiles(&users.foldin, &p).expect("scores")
@@ -94,7 +94,7 @@ fn top_n_trains_only_the_top_layers_and_its_directory_round_trips() {
     // Loaded back, the model embeds summaries with the fine-tuned weights, as the trained one.
     let loaded = tears_model::load::<T>(&out, &f.split, &Default::default(), &Default::default()).expect("load");
     let (a, b) = (scores_of(loaded.as_ref(), f), scores_of(model.as_ref(), f));
-    assert_eq!(a.len(), b.len());
+    assert_eq!(a.dim(), b.dim());
     for (x, y) in a.iter().zip(&b) {
         approx::assert_abs_diff_eq!(x, y, epsilon = 1e-4);
     }

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::bert::{BertModel, Pooling};
@@ -26,13 +27,14 @@ pub trait TextEncoder<B: Backend> {
     /// they are read back (see [`EncoderIdentity::check_matches`]).
     fn identity(&self) -> Result<EncoderIdentity>;
 
-    /// Encodes `texts` and reads the vectors back to the host: row `i` is the vector of
-    /// `texts[i]`, each of length [`dim`](Self::dim).
-    fn encode_host(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    /// Encodes `texts` and reads the vectors back to the host as a `[texts.len(), dim]` matrix
+    /// in standard (row-major, contiguous) layout: row `i` is the vector of `texts[i]`, of
+    /// length [`dim`](Self::dim).
+    fn encode_host(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let dim = self.dim();
         let tensor = self.encode(texts)?;
         if texts.is_empty() || dim == 0 {
-            return Ok(vec![Vec::new(); texts.len()]);
+            return Ok(Array2::zeros((texts.len(), dim)));
         }
         let flat: Vec<f32> = tensor
             .into_data()
@@ -46,7 +48,8 @@ pub trait TextEncoder<B: Backend> {
                 texts.len()
             )));
         }
-        Ok(flat.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+        Array2::from_shape_vec((texts.len(), dim), flat)
+            .map_err(|e| TextError::InvalidOption(format!("shaping the embeddings: {e}")))
     }
 }
 

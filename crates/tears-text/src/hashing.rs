@@ -13,6 +13,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::sha256_hex;
@@ -189,6 +190,15 @@ impl<B: Backend> HashingEncoder<B> {
     pub fn encode_vecs(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         texts.iter().map(|t| self.encode_one(t)).collect()
     }
+
+    /// The vectors of `texts` concatenated, row-major `texts.len() × dim`.
+    fn encode_flat(&self, texts: &[&str]) -> Vec<f32> {
+        let mut flat = Vec::with_capacity(texts.len() * self.config.dim);
+        for t in texts {
+            flat.extend(self.encode_one(t));
+        }
+        flat
+    }
 }
 
 impl<B: Backend> TextEncoder<B> for HashingEncoder<B> {
@@ -197,16 +207,12 @@ impl<B: Backend> TextEncoder<B> for HashingEncoder<B> {
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Tensor<B, 2>> {
-        let dim = self.config.dim;
-        let mut flat = Vec::with_capacity(texts.len() * dim);
-        for t in texts {
-            flat.extend(self.encode_one(t));
-        }
-        Ok(Tensor::from_data(TensorData::new(flat, [texts.len(), dim]), &self.device))
+        Ok(Tensor::from_data(TensorData::new(self.encode_flat(texts), [texts.len(), self.config.dim]), &self.device))
     }
 
-    fn encode_host(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.encode_vecs(texts))
+    fn encode_host(&self, texts: &[&str]) -> Result<Array2<f32>> {
+        Array2::from_shape_vec((texts.len(), self.config.dim), self.encode_flat(texts))
+            .map_err(|e| TextError::InvalidOption(format!("shaping the embeddings: {e}")))
     }
 
     fn identity(&self) -> Result<EncoderIdentity> {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::Backend;
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use tears_core::{Manifest, ModelError, Recommender};
 use tears_data::{Interactions, Split, UserRows, Values};
@@ -136,16 +137,19 @@ impl<B: Backend, M: Backbone<B>> Recommender for Trained<B, M> {
         })
     }
 
-    fn score(&self, foldin: &UserRows) -> tears_core::Result<Vec<f32>> {
+    fn score(&self, foldin: &UserRows) -> tears_core::Result<Array2<f32>> {
+        let n = self.model.n_items();
         if foldin.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Array2::zeros((0, n)));
         }
         let x = self.input(foldin)?;
-        self.model
+        let flat = self
+            .model
             .score(x)
             .into_data()
             .to_vec::<f32>()
-            .map_err(|e| ModelError::Numerical(format!("reading scores back from the device: {e:?}")))
+            .map_err(|e| ModelError::Numerical(format!("reading scores back from the device: {e:?}")))?;
+        tears_core::scores_from_vec(flat, foldin.len(), n)
     }
 
     fn save_weights(&self, dir: &Path) -> tears_core::Result<()> {
