@@ -21,12 +21,7 @@ fn print_moves(edit: &Edit, r: &Recommendation, before: &Recommendation) {
     println!("\n== {edit:?}");
     println!("   profile: {}", r.profile.as_deref().unwrap_or("(a genre vector)"));
     for item in &r.items {
-        let moved = match before.items.iter().find(|i| i.item == item.item).map(|i| i.rank) {
-            None => "new".to_string(),
-            Some(was) if was > item.rank => format!("↑ from {was}"),
-            Some(was) if was < item.rank => format!("↓ from {was}"),
-            Some(_) => "=".to_string(),
-        };
+        let moved = common::arrow(item.item, item.rank, before);
         println!("{:>4}. {:<60} {moved}", item.rank, format!("{} [{}]", item.title, item.genres.join(", ")));
     }
 }

@@ -99,11 +99,11 @@ fn main() -> Result<()> {
     println!("(alpha = 0 is the backbone's view through TEARS's decoder, alpha = 1 the summary alone)");
 
     // 2. One test user, their summary and their top 10, explained.
-    let k = pick_user(&setup).context("no test user with a summary and two genres rated three times or more")?;
+    let (k, favourite, least) =
+        pick_user(&setup).context("no test user with a summary and two genres rated three times or more")?;
     let text = setup.test_summary(k).context("a summary")?.to_string();
     let history = setup.test_history(k);
     let window = &split.test.windows[k];
-    let (favourite, least) = favourite_from_history(&History::from_window(window), 3).context("two genres")?;
     let user = split.test.users()[k];
     println!("\n== test user {user}: {} rated items; the most recent:", history.len());
     for w in window.iter().rev().take(5) {
@@ -147,13 +147,12 @@ fn main() -> Result<()> {
             ..Request::summary(summary, 10)
         })?)
     };
-    let t = Instant::now();
-    let star_before = at(&mut model, &text, alpha_star)?;
-    let edit_time = t.elapsed();
     let one_before = at(&mut model, &text, 1.0)?;
+    let t = Instant::now();
     let star_swapped = at(&mut model, &swapped.text, alpha_star)?;
+    let edit_time = t.elapsed();
     let one_swapped = at(&mut model, &swapped.text, 1.0)?;
-    print_pair("after the swap", [&star_swapped, &one_swapped], [&star_before, &one_before], &[&favourite, &least]);
+    print_pair("after the swap", [&star_swapped, &one_swapped], [&first, &one_before], &[&favourite, &least]);
     println!("   ({:.0?} to re-rank after an edit)", edit_time);
     let appended = insert_sentence(&swapped.text, "Lately I want light comedies");
     println!("\n== edit 2: append \"Lately I want light comedies.\"");
@@ -201,15 +200,13 @@ fn baseline(
 }
 
 /// The first test user with a summary and a favourite and least favourite genre (three rated
-/// items or more each) that the summary names, so that swapping them changes the text.
-fn pick_user(setup: &common::Setup) -> Option<usize> {
-    (0..setup.split.test.len()).find(|&k| {
-        let (Some(text), Some((a, b))) =
-            (setup.test_summary(k), favourite_from_history(&History::from_window(&setup.split.test.windows[k]), 3))
-        else {
-            return false;
-        };
-        !swap_genres(text, &a, &b).record.changes.is_empty()
+/// items or more each) that the summary names, so that swapping them changes the text; with the
+/// two genres.
+fn pick_user(setup: &common::Setup) -> Option<(usize, String, String)> {
+    (0..setup.split.test.len()).find_map(|k| {
+        let text = setup.test_summary(k)?;
+        let (a, b) = favourite_from_history(&History::from_window(&setup.split.test.windows[k]), 3)?;
+        (!swap_genres(text, &a, &b).record.changes.is_empty()).then_some((k, a, b))
     })
 }
 
@@ -247,16 +244,6 @@ fn top_popular(pop: &dyn Recommender, split: &Split, n: usize) -> Result<Vec<u64
     Ok(order.iter().take(n).map(|&j| split.items[j].id).collect())
 }
 
-/// The move of `item` at `rank` since `before`: an arrow and the number of places, `new`, or `=`.
-fn arrow(item: u64, rank: usize, before: &Recommendation) -> String {
-    match before.items.iter().find(|i| i.item == item).map(|i| i.rank) {
-        None => "new".to_string(),
-        Some(was) if was > rank => format!("↑{}", was - rank),
-        Some(was) if was < rank => format!("↓{}", rank - was),
-        Some(_) => "=".to_string(),
-    }
-}
-
 /// Prints two top lists side by side (at alpha* and at alpha 1), each with its moves against
 /// `before`, and how many items carry each genre of `count` before and after.
 fn print_pair(title: &str, now: [&Recommendation; 2], before: [&Recommendation; 2], count: &[&str]) {
@@ -267,7 +254,7 @@ fn print_pair(title: &str, now: [&Recommendation; 2], before: [&Recommendation; 
     for r in 0..now[0].items.len().max(now[1].items.len()) {
         let cell = |side: usize| {
             now[side].items.get(r).map_or_else(String::new, |i| {
-                format!("{:<40} {:>4}", short(&i.title), arrow(i.item, i.rank, before[side]))
+                format!("{:<40} {:>4}", short(&i.title), common::arrow(i.item, i.rank, before[side]))
             })
         };
         println!("{:>4}. {:<50} {}", r + 1, cell(0), cell(1));

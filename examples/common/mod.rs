@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use tears::backend::{BackendJob, BackendKind};
 use tears::data::{DatasetName, PrepareOptions, Split, default_data_dir, named::gpt4_summaries_path, prepare};
-use tears::model::recommend::ItemTable;
+use tears::model::recommend::{ItemTable, Recommendation};
 use tears::model::{
     AnyTextEncoder, BackboneChoice, LoadOptions, ScrutableRecommender, SummariesFile, TearsConfig, TearsTrainConfig,
     TextEncoderChoice, TrainInputs,
@@ -142,11 +142,6 @@ impl Setup {
         self.dir.join("embedding-cache")
     }
 
-    /// The load options of the TEARS directory (its embedding cache).
-    pub fn load_options(&self) -> LoadOptions {
-        LoadOptions { encoder_dir: None, embedding_cache: Some(self.embedding_cache()) }
-    }
-
     /// The item table of the split.
     pub fn items(&self) -> ItemTable {
         ItemTable::new(self.split.items.clone())
@@ -160,11 +155,6 @@ impl Setup {
     /// Test user `k`'s fold-in history as (source item id, rating), oldest first.
     pub fn test_history(&self, k: usize) -> Vec<(u64, f32)> {
         self.split.test.foldin.row(k).iter().map(|r| (self.split.items[r.item as usize].id, r.rating)).collect()
-    }
-
-    /// Total wall time of the steps.
-    pub fn total(&self) -> Duration {
-        self.steps.iter().map(|s| s.took).sum()
     }
 }
 
@@ -265,6 +255,17 @@ fn template_summaries(split: &Split, path: &Path) -> Result<SummariesFile> {
     Ok(SummariesFile::load(path)?)
 }
 
+/// The move of `item`, now at `rank`, since `before`: an arrow and the number of places, `new`,
+/// or `=`.
+pub fn arrow(item: u64, rank: usize, before: &Recommendation) -> String {
+    match before.items.iter().find(|i| i.item == item).map(|i| i.rank) {
+        None => "new".to_string(),
+        Some(was) if was > rank => format!("↑{}", was - rank),
+        Some(was) if was < rank => format!("↓{}", rank - was),
+        Some(_) => "=".to_string(),
+    }
+}
+
 /// A progress bar for `n` steps of `what` (hidden when stderr is not a terminal).
 pub fn progress(n: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(n as u64);
@@ -340,13 +341,7 @@ impl BackendJob for TrainOrLoad<'_> {
                 kind.name(),
                 tears_dir.display()
             );
-            let backbone = match kind {
-                BackboneKind::MultDae => BackboneChoice::MultDae,
-                BackboneKind::MultVae => BackboneChoice::MultVae,
-                BackboneKind::RecVae => BackboneChoice::RecVae,
-                BackboneKind::MacridVae => BackboneChoice::MacridVae,
-            };
-            let config = TearsConfig { backbone, ..TearsConfig::default() };
+            let config = TearsConfig { backbone: BackboneChoice::of(kind), ..TearsConfig::default() };
             let train = TearsTrainConfig { patience: Some(10), seed: self.seed, ..TearsTrainConfig::default() };
             let inputs = TrainInputs {
                 split,
