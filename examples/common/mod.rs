@@ -245,7 +245,7 @@ fn template_summaries(split: &Split, path: &Path) -> Result<SummariesFile> {
         &summarizer,
         &jobs,
         &mut cache,
-        &BatchOptions { concurrency: 1, progress: true, max_failures: 0 },
+        &BatchOptions { concurrency: 1, progress: true, ..BatchOptions::default() },
     );
     if let Some(e) = report.stopped {
         return Err(anyhow::Error::new(e).context("writing template summaries"));

@@ -9,6 +9,8 @@ mod recommend;
 mod summarize;
 mod train;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 /// Scrutable recommendation with editable natural-language user profiles (TEARS).
@@ -43,9 +45,12 @@ enum Command {
 }
 
 fn main() {
+    // Colour only on a terminal, and never under NO_COLOR (https://no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -58,9 +63,24 @@ fn main() {
         Command::Recommend(a) => recommend::run(*a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message already
+/// ends with (library errors that quote their source, `path: Is a directory (os error 21)`, would
+/// otherwise print it twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.ends_with(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }
 
 #[cfg(test)]
@@ -70,5 +90,17 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::IsADirectory);
+        let inner = tears::summarize::SummarizeError::io("runs/out", io);
+        let shown = inner.to_string();
+        let e = anyhow::Error::new(inner).context("summarizing stopped");
+        assert_eq!(super::error_chain(&e), format!("summarizing stopped: {shown}"));
+        assert_eq!(shown.matches("directory").count(), 1, "{shown}");
+        let e = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(super::error_chain(&e), "outer: inner cause");
     }
 }

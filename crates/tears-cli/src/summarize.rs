@@ -75,14 +75,16 @@ pub struct SummarizeArgs {
     /// Reject (and re-ask) answers that name one of the user's titles.
     #[arg(long)]
     reject_titles: bool,
-    /// Timeout of one request, in seconds.
-    #[arg(long, default_value_t = llm_defaults().request_timeout.as_secs_f64())]
+    /// Timeout of one request, in seconds (above 0, at most 86400).
+    #[arg(long, allow_negative_numbers = true, default_value_t = llm_defaults().request_timeout.as_secs_f64())]
     timeout_s: f64,
-    /// Attempts per request (timeouts, 429 and 5xx are retried with backoff).
-    #[arg(long, default_value_t = llm_defaults().max_attempts)]
+    /// Attempts per request, 1 to 100 (timeouts, 429, 5xx and malformed answers are retried with
+    /// backoff).
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=100),
+          default_value_t = llm_defaults().max_attempts)]
     max_attempts: u32,
-    /// Base backoff in seconds (doubles per retry, capped, jittered).
-    #[arg(long, default_value_t = llm_defaults().backoff_base.as_secs_f64())]
+    /// Base backoff in seconds, 0 to 3600 (doubles per retry, capped, jittered).
+    #[arg(long, allow_negative_numbers = true, default_value_t = llm_defaults().backoff_base.as_secs_f64())]
     backoff_s: f64,
     /// Render the prompts and print their sizes; send nothing, write nothing.
     #[arg(long)]
@@ -135,14 +137,12 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
     } else if let (Some(url), Some(model)) = (&a.llm_url, &a.model) {
         let mut config = LlmConfig::new(url, model);
         config.api_key = ApiKey::from_env(&a.api_key_env);
-        if !a.timeout_s.is_finite() || a.timeout_s <= 0.0 || !a.backoff_s.is_finite() || a.backoff_s < 0.0 {
-            anyhow::bail!("--timeout-s must be positive and --backoff-s not negative");
-        }
-        config.request_timeout = Duration::from_secs_f64(a.timeout_s);
-        config.backoff_base = Duration::from_secs_f64(a.backoff_s);
-        config.max_attempts = a.max_attempts.max(1);
+        config.request_timeout = seconds("--timeout-s", a.timeout_s, false, 86_400.0)?;
+        config.backoff_base = seconds("--backoff-s", a.backoff_s, true, 3_600.0)?;
+        config.backoff_max = config.backoff_max.max(config.backoff_base);
+        config.max_attempts = a.max_attempts;
         if config.api_key.is_none() {
-            tracing::info!("${} is not set: sending no API key", a.api_key_env);
+            tracing::warn!("${} is not set: sending no API key (fine for a local server)", a.api_key_env);
         }
         let mut s = LlmSummarizer::new(LlmClient::new(config)?, template);
         s.rules.reject_titles = a.reject_titles;
@@ -154,7 +154,7 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
         (None, None) => anyhow::bail!("choose a summarizer: --template, or --llm-url URL --model NAME"),
     };
     let mut cache = SummaryCache::open(&a.out)?;
-    let options = BatchOptions { concurrency: a.concurrency, progress: !a.no_progress, max_failures: 0 };
+    let options = BatchOptions { concurrency: a.concurrency, progress: !a.no_progress, ..BatchOptions::default() };
     let report = tears::summarize::summarize_all(summarizer, &jobs, &mut cache, &options);
     println!(
         "{} users: {} summarized, {} already in {}, {} failed ({:.2?}, {:.1} users/s)",
@@ -180,8 +180,9 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
             );
         }
     }
-    for (user, e) in report.failed.iter().take(10) {
-        println!("  user {user}: {e}");
+    print_failures(&report.failed);
+    if let Some(path) = &report.failures_file {
+        println!("the failed users and their errors are in {}", path.display());
     }
     if let Some(e) = report.stopped {
         return Err(anyhow::Error::new(e).context("summarizing stopped"));
@@ -192,9 +193,57 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `value` seconds as a duration, checked: finite, at most `max`, above 0 (or 0 too when
+/// `zero_ok`), with the flag named in the error.
+fn seconds(flag: &str, value: f64, zero_ok: bool, max: f64) -> Result<Duration> {
+    let low_ok = if zero_ok { value >= 0.0 } else { value > 0.0 };
+    if !value.is_finite() || !low_ok || value > max {
+        let low = if zero_ok { "from 0" } else { "above 0" };
+        anyhow::bail!("{flag} must be a number of seconds {low} up to {max}, not {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// The failures grouped by what went wrong (most frequent first), with a few users of each.
+fn print_failures(failed: &[(u64, tears::summarize::SummarizeError)]) {
+    if failed.is_empty() {
+        return;
+    }
+    let mut groups: Vec<(String, Vec<u64>)> = Vec::new();
+    for (user, e) in failed {
+        let what = match e.status() {
+            Some(status) => format!("{} {status}", e.kind()),
+            None => e.kind().to_string(),
+        };
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, users)) => users.push(*user),
+            None => groups.push((what, vec![*user])),
+        }
+    }
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    println!("{} users failed:", failed.len());
+    for (what, users) in &groups {
+        let first = failed.iter().find(|(u, _)| *u == users[0]).map(|(_, e)| e.to_string()).unwrap_or_default();
+        let some: Vec<String> = users.iter().take(5).map(u64::to_string).collect();
+        let more = if users.len() > 5 { ", ..." } else { "" };
+        println!("  {} x {what} (users {}{more}), e.g. {first}", users.len(), some.join(", "));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_are_bounded_and_named() {
+        assert_eq!(seconds("--timeout-s", 1.5, false, 86_400.0).expect("ok"), Duration::from_millis(1500));
+        assert_eq!(seconds("--backoff-s", 0.0, true, 3_600.0).expect("ok"), Duration::ZERO);
+        for bad in [0.0, -1.0, 1e300, f64::INFINITY, f64::NAN] {
+            let e = seconds("--timeout-s", bad, false, 86_400.0).expect_err("rejected").to_string();
+            assert!(e.contains("--timeout-s"), "{e}");
+        }
+        assert!(seconds("--backoff-s", -0.5, true, 3_600.0).is_err());
+    }
 
     #[test]
     fn set_names_are_the_library_names() {

@@ -659,3 +659,205 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("--backbone-model"));
 }
+
+/// Runs `command` and returns its status and its stdout and stderr together.
+fn run_all(command: &mut Command) -> (std::process::ExitStatus, String) {
+    let run = command.output().expect("run tears");
+    (run.status, format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr)))
+}
+
+/// `tears summarize` against a fault-injecting server (seeded 429s, 5xx, slow answers past the
+/// timeout, malformed 200s, empty and too-short answers, dropped connections, 3 % of users always
+/// refused with a 400), killed with SIGKILL at seeded moments, then run to the end: every user is
+/// summarized exactly once or listed in the failures file, no line is corrupt, the key appears
+/// nowhere, and the refused users fail alone.
+#[test]
+fn summarize_survives_a_hostile_server_and_kill_9() {
+    use rand::{Rng, SeedableRng};
+    use tears_summarize::mock::{FaultPlan, MockServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let split_dir = synthetic_split(dir.path());
+    let out = dir.path().join("s.jsonl");
+    let key = "sk-qa-SECRET-12345";
+    let plan = FaultPlan {
+        too_many: 0.06,
+        server_error: 0.06,
+        slow: 0.03,
+        slow_by: std::time::Duration::from_millis(1200),
+        malformed: 0.06,
+        bad_answer: 0.04,
+        close: 0.05,
+        refuse_users: 0.03,
+        ..FaultPlan::none(11)
+    };
+    let (server, tally) = MockServer::faulty(plan.clone()).expect("server");
+    let users = 300usize;
+    let summarize = || {
+        let mut c = tears();
+        c.args(["summarize", "--model", "mock", "--set", "all", "--concurrency", "4", "--no-progress"])
+            .args(["--timeout-s", "0.5", "--backoff-s", "0.01", "--api-key-env", "TEARS_QA_KEY"])
+            .args(["--limit", &users.to_string(), "--llm-url"])
+            .arg(format!("{}/v1/chat/completions", server.url()))
+            .arg("--split")
+            .arg(&split_dir)
+            .arg("--out")
+            .arg(&out)
+            .env("TEARS_QA_KEY", key)
+            .env("RUST_LOG", "debug");
+        c
+    };
+    let started = std::time::Instant::now();
+    let mut outputs = Vec::new();
+    let mut progress = vec![0usize];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for _ in 0..9 {
+        let mut child = summarize()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Wait until this run has written something (however slow the machine), then a seeded
+        // moment more, then SIGKILL.
+        let count_lines = || std::fs::read(&out).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0);
+        let before = count_lines();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while count_lines() == before && std::time::Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..100)));
+        let _ = child.kill(); // SIGKILL
+        let run = child.wait_with_output().expect("wait");
+        outputs.push(format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr)));
+        progress.push(count_lines());
+    }
+    // The kills must land in the middle of runs: the cache grew between kills without being done.
+    let grew = progress.windows(2).filter(|w| w[1] > w[0] && w[1] < users * 9 / 10).count();
+    assert!(grew >= 3, "lines after each kill: {progress:?}");
+    let (status, last) = run_all(&mut summarize());
+    outputs.push(last.clone());
+    let wall = started.elapsed();
+    // Every line of the cache is a whole record, and no user is there twice.
+    let text = std::fs::read_to_string(&out).expect("cache");
+    let mut cached = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("corrupt line {line:?}: {e}"));
+        assert!(cached.insert(v["user"].as_u64().expect("user")), "user {} twice", v["user"]);
+    }
+    // The failures file holds exactly the refused users, each with its 400.
+    let failures_path = dir.path().join("s.jsonl.failures.jsonl");
+    let failures_text = std::fs::read_to_string(&failures_path).unwrap_or_default();
+    let failed: Vec<serde_json::Value> =
+        failures_text.lines().map(|l| serde_json::from_str(l).expect("failures line")).collect();
+    let refused_prompts: std::collections::HashSet<String> =
+        server.received().iter().filter(|r| plan.refuses(r)).map(|r| r.last_message()).collect();
+    assert!(!refused_prompts.is_empty(), "the plan should refuse some of {users} users");
+    assert_eq!(failed.len(), refused_prompts.len(), "{last}");
+    assert!(failed.iter().all(|f| f["status"] == 400 && f["kind"] == "http"), "{failures_text}");
+    assert!(failed.iter().all(|f| !cached.contains(&f["user"].as_u64().expect("user"))));
+    assert_eq!(cached.len() + failed.len(), users, "{last}");
+    assert_eq!(status.code(), Some(1), "failed users make the exit status 1: {last}");
+    assert!(last.contains(&format!("{} users failed", failed.len())) && last.contains("http 400"), "{last}");
+    assert!(last.contains("s.jsonl.failures.jsonl"), "{last}");
+    // The key is nowhere: not in any output (debug logs included), the cache or the failures file.
+    for o in &outputs {
+        assert!(!o.contains(key) && !o.contains("SECRET"), "the key leaked: {o}");
+        assert!(!o.contains('\u{1b}'), "colour codes on a non-terminal stderr: {o}");
+    }
+    assert!(!text.contains("SECRET") && !failures_text.contains("SECRET"));
+    let faults = tally.faults();
+    eprintln!(
+        "hostile server: {users} users, 9 kill -9 (cache lines after each: {progress:?}) then a full run, \
+         {} requests ({faults} faults, {} slow), {:.1?}; {} users in the cache, {} in the failures file",
+        server.requests(),
+        tally.slow.load(std::sync::atomic::Ordering::SeqCst),
+        wall,
+        cached.len(),
+        failed.len()
+    );
+    assert!(faults > 0 && server.requests() > users);
+}
+
+#[test]
+fn summarize_stops_fast_on_a_dead_server_and_refuses_a_second_writer() {
+    use tears_summarize::mock::{MockReply, MockServer};
+    let dir = tempfile::tempdir().expect("tmp");
+    let split_dir = synthetic_split(dir.path());
+    let out = dir.path().join("s.jsonl");
+    let summarize = |url: &str| {
+        let mut c = tears();
+        c.args(["summarize", "--model", "mock", "--set", "all", "--no-progress", "--api-key-env", "TEARS_UNSET_KEY"])
+            .args(["--llm-url", url, "--split"])
+            .arg(&split_dir)
+            .arg("--out")
+            .arg(&out)
+            .env_remove("TEARS_UNSET_KEY")
+            .env("NO_COLOR", "1");
+        c
+    };
+    // Nobody listens on this port; the default backoff (1 s, doubling) applies.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let t = std::time::Instant::now();
+    let (status, all) = run_all(&mut summarize(&format!("http://127.0.0.1:{port}")));
+    let took = t.elapsed();
+    assert_eq!(status.code(), Some(1), "{all}");
+    assert!(all.contains("is not answering") && all.contains(&port.to_string()), "{all}");
+    assert!(all.contains("$TEARS_UNSET_KEY is not set"), "the unset key is announced: {all}");
+    eprintln!("dead server found out in {took:.2?}");
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}: every user was retried in full");
+    // A slow server keeps the first run busy; a second run on the same --out is refused.
+    let server = MockServer::start(|_, _| {
+        MockReply::Delay(
+            std::time::Duration::from_millis(200),
+            Box::new(MockReply::Completion("Summary: The user enjoys quiet dramas about families.".into())),
+        )
+    })
+    .expect("server");
+    let mut first = summarize(&server.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.requests() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (status, all) = run_all(&mut summarize(&server.url()));
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(status.code(), Some(1), "{all}");
+    assert!(all.contains("locked") && all.contains("s.jsonl"), "{all}");
+}
+
+#[test]
+fn summarize_rejects_out_of_range_settings_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split_dir = synthetic_split(dir.path());
+    for (flag, value) in
+        [("--timeout-s", "1e300"), ("--timeout-s", "-1"), ("--backoff-s", "1e300"), ("--max-attempts", "0")]
+    {
+        let (status, all) = run_all(
+            tears()
+                .args(["summarize", "--model", "m", "--llm-url", "http://127.0.0.1:9", "--split"])
+                .arg(&split_dir)
+                .arg("--out")
+                .arg(dir.path().join("s.jsonl"))
+                .args([flag, value]),
+        );
+        assert!(matches!(status.code(), Some(1 | 2)), "{flag} {value}: {all}");
+        assert!(all.contains(flag) && !all.contains("panicked"), "{flag} {value}: {all}");
+        assert!(!all.contains("unexpected argument"), "{flag} {value} read as a flag: {all}");
+    }
+    // A file error names the file and its cause once.
+    let (status, all) = run_all(
+        tears()
+            .args(["summarize", "--template", "--no-progress", "--split"])
+            .arg(&split_dir)
+            .arg("--out")
+            .arg(dir.path()),
+    );
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(all.matches("os error").count(), 1, "{all}");
+}

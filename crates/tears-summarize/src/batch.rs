@@ -1,5 +1,7 @@
 //! Summarizing many users: bounded concurrency, the JSONL cache, a progress bar.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,11 +20,16 @@ pub struct BatchOptions {
     pub progress: bool,
     /// Stop after this many failed users (0: never stop for per-user failures).
     pub max_failures: usize,
+    /// Stop ([`SummarizeError::Refused`]) when this many users in a row were refused with an HTTP
+    /// 4xx before any user of the run succeeded: a request refused for everyone (an unsupported
+    /// parameter answered 400) is found out without asking every user; 0: never.
+    pub stop_after_refused: usize,
 }
 
 impl Default for BatchOptions {
+    /// 4 workers, no progress bar, no failure limit, stop after 8 refusals before any success.
     fn default() -> Self {
-        BatchOptions { concurrency: 4, progress: false, max_failures: 0 }
+        BatchOptions { concurrency: 4, progress: false, max_failures: 0, stop_after_refused: 8 }
     }
 }
 
@@ -37,8 +44,12 @@ pub struct BatchReport {
     pub summarized: usize,
     /// Users whose summary failed, with the error.
     pub failed: Vec<(u64, SummarizeError)>,
-    /// A fatal error that stopped the run early (a 401, a bad model name, a write error).
+    /// A fatal error that stopped the run early (a 401, a bad model name, a server that is down,
+    /// a write error).
     pub stopped: Option<SummarizeError>,
+    /// The failures file written by this run ([`SummaryCache::failures_path`]; `None` when no
+    /// user failed, and then a failures file of an earlier run is removed).
+    pub failures_file: Option<PathBuf>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -46,8 +57,11 @@ pub struct BatchReport {
 /// Summarizes every `(user, history)` not already in `cache` (same model, same prompt hash),
 /// appending each summary to the cache as soon as it is answered.
 ///
-/// Per-user failures are collected in the report and the run goes on; a fatal error
-/// ([`SummarizeError::is_fatal`]) stops it (summaries already answered stay in the cache).
+/// Per-user failures (a 400 for one long history, answers that failed validation, retries
+/// exhausted) are collected in the report and written, one JSON line per user, to the failures
+/// file beside the cache ([`SummaryCache::failures_path`]), and the run goes on; a fatal error
+/// ([`SummarizeError::is_fatal`]) stops it (summaries already answered stay in the cache). A rerun
+/// asks the failed users again.
 ///
 /// ```
 /// use tears_data::{prepare, DatasetName, PrepareOptions};
@@ -107,6 +121,11 @@ pub fn summarize_all(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((_, history, _)) = todo.get(i) else { break };
                     let result = summarizer.summarize(history);
+                    if result.as_ref().is_err_and(SummarizeError::is_fatal) {
+                        // Stop here rather than when the collector gets to it: no new user is
+                        // started after a fatal error.
+                        stop.store(true, Ordering::Relaxed);
+                    }
                     if tx.send((i, result)).is_err() {
                         break;
                     }
@@ -114,6 +133,7 @@ pub fn summarize_all(
             });
         }
         drop(tx);
+        let mut refused_in_a_row = 0usize;
         for (i, result) in rx {
             let (user, _, hash) = &todo[i];
             match result {
@@ -139,9 +159,27 @@ pub fn summarize_all(
                 }
                 Err(e) => {
                     tracing::warn!("user {user}: {e}");
+                    let refused = match &e {
+                        SummarizeError::Http { status, message } => {
+                            Some(SummarizeError::Http { status: *status, message: message.clone() })
+                        }
+                        _ => None,
+                    };
                     report.failed.push((*user, e));
                     if options.max_failures > 0 && report.failed.len() >= options.max_failures {
                         stop.store(true, Ordering::Relaxed);
+                    }
+                    refused_in_a_row = if refused.is_some() { refused_in_a_row + 1 } else { 0 };
+                    if report.summarized == 0
+                        && options.stop_after_refused > 0
+                        && refused_in_a_row >= options.stop_after_refused
+                        && report.stopped.is_none()
+                        && let Some(last) = refused
+                    {
+                        stop.store(true, Ordering::Relaxed);
+                        tracing::error!("the first {refused_in_a_row} users were all refused; stopping");
+                        report.stopped =
+                            Some(SummarizeError::Refused { users: refused_in_a_row, last: Box::new(last) });
                     }
                 }
             }
@@ -154,7 +192,49 @@ pub fn summarize_all(
     if let Err(e) = cache.sync() {
         report.stopped.get_or_insert(e);
     }
+    match write_failures(&cache.failures_path(), &report.failed) {
+        Ok(written) => report.failures_file = written,
+        Err(e) => {
+            report.stopped.get_or_insert(e);
+        }
+    }
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     report
+}
+
+/// Writes `failed` to `path` (JSON lines: user, kind, status, error, at) through a temporary file
+/// and a rename; with no failures, removes an earlier run's file. Returns the path when written.
+fn write_failures(path: &Path, failed: &[(u64, SummarizeError)]) -> Result<Option<PathBuf>> {
+    if failed.is_empty() {
+        return match std::fs::remove_file(path) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SummarizeError::io(path, e)),
+        };
+    }
+    let at = now_rfc3339();
+    let mut text = String::new();
+    for (user, e) in failed {
+        let line = serde_json::json!({
+            "user": user,
+            "kind": e.kind(),
+            "status": e.status(),
+            "error": e.to_string(),
+            "at": at,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| SummarizeError::io(path, e))?;
+    Ok(Some(path.to_path_buf()))
 }

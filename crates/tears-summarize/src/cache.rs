@@ -26,10 +26,17 @@ pub struct CacheRecord {
 
 /// An append-only JSONL cache of summaries.
 ///
-/// Opening reads every complete line (a later line for a user replaces an earlier one); a torn
-/// last line (a crash in the middle of a write) is dropped with a warning and cut from the file, so
-/// the next append starts on a clean line. Each [`SummaryCache::append`] writes one line and
-/// flushes it to the operating system, so a crash or Ctrl-C loses nothing already answered.
+/// Opening reads every line (a later line for a user replaces an earlier one). Only a last line
+/// without its newline can be a torn write (a crash or `kill -9` in the middle of an append): when
+/// it is not a whole record it is cut from the file with a warning (its user is summarized again),
+/// and when it is one, it is kept and its newline added. Any complete line that is not a record,
+/// the last one included, is an error naming the line: nothing in the file is removed silently.
+/// Each [`SummaryCache::append`] writes one line and flushes it to the operating system, so a crash
+/// or Ctrl-C loses nothing already answered.
+///
+/// The cache holds an exclusive advisory lock on its file while open, so a second writer (another
+/// `tears summarize` on the same file, or a second `open` in this process) gets
+/// [`SummarizeError::Locked`] instead of asking every user again.
 ///
 /// ```
 /// use tears_summarize::{CacheRecord, SummaryCache};
@@ -62,54 +69,77 @@ impl SummaryCache {
             .create(true)
             .open(path)
             .map_err(|e| SummarizeError::io(path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(SummarizeError::Locked { path: path.to_path_buf() }),
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                tracing::warn!(
+                    "{}: this file system has no file locks; do not run two writers at once",
+                    path.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(SummarizeError::io(path, e)),
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| SummarizeError::io(path, e))?;
         let mut records = HashMap::new();
-        let mut good_end = 0usize;
         let mut start = 0usize;
         let mut line_no = 0u64;
+        let not_a_record = |line_no| SummarizeError::Cache {
+            path: path.to_path_buf(),
+            line: line_no,
+            message: "not a cache record (user, text, model, prompt_hash, created_at)".into(),
+        };
         while start < bytes.len() {
             line_no += 1;
-            let (end, complete) = match bytes[start..].iter().position(|&b| b == b'\n') {
-                Some(p) => (start + p, true),
-                None => (bytes.len(), false),
-            };
+            let newline = bytes[start..].iter().position(|&b| b == b'\n');
+            let end = newline.map_or(bytes.len(), |p| start + p);
             let line = &bytes[start..end];
-            let parsed = std::str::from_utf8(line)
-                .ok()
-                .filter(|l| !l.trim().is_empty())
-                .map(serde_json::from_str::<CacheRecord>);
-            let is_last = !complete || end + 1 >= bytes.len();
-            match parsed {
-                None if line.iter().all(u8::is_ascii_whitespace) && complete => {}
-                Some(Ok(r)) if complete => {
+            let blank = line.iter().all(u8::is_ascii_whitespace);
+            let parsed = std::str::from_utf8(line).ok().and_then(|l| serde_json::from_str::<CacheRecord>(l).ok());
+            match (parsed, newline.is_some()) {
+                (Some(r), complete) => {
                     records.insert(r.user, r);
+                    if !complete {
+                        // A whole record whose newline did not make it: keep it, end its line.
+                        file.write_all(b"\n").map_err(|e| SummarizeError::io(path, e))?;
+                    }
                 }
-                _ if is_last => {
-                    tracing::warn!(
-                        "{}:{line_no}: ignoring a torn last line ({} bytes); its user will be summarized again",
-                        path.display(),
-                        end - start
-                    );
-                    break;
-                }
-                _ => {
-                    return Err(SummarizeError::Cache {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        message: "not a cache record (user, text, model, prompt_hash, created_at)".into(),
-                    });
+                (None, true) if blank => {}
+                (None, true) => return Err(not_a_record(line_no)),
+                (None, false) => {
+                    if !blank {
+                        tracing::warn!(
+                            "{}:{line_no}: cutting a torn last line ({} bytes, no newline, not a whole record); \
+                             its user will be summarized again",
+                            path.display(),
+                            end - start
+                        );
+                    }
+                    file.set_len(start as u64).map_err(|e| SummarizeError::io(path, e))?;
+                    file.seek(SeekFrom::End(0)).map_err(|e| SummarizeError::io(path, e))?;
                 }
             }
-            good_end = end + 1;
             start = end + 1;
         }
-        let good_end = good_end.min(bytes.len());
-        if good_end < bytes.len() {
-            file.set_len(good_end as u64).map_err(|e| SummarizeError::io(path, e))?;
-            file.seek(SeekFrom::End(0)).map_err(|e| SummarizeError::io(path, e))?;
-        }
         Ok(SummaryCache { path: path.to_path_buf(), file, records })
+    }
+
+    /// Where a batch writes the users that failed (`<cache>.failures.jsonl`, beside the cache).
+    ///
+    /// ```
+    /// let p = tears_summarize::SummaryCache::failures_path_of(std::path::Path::new("runs/s.jsonl"));
+    /// assert_eq!(p, std::path::Path::new("runs/s.jsonl.failures.jsonl"));
+    /// ```
+    pub fn failures_path_of(path: &Path) -> PathBuf {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".failures.jsonl");
+        path.with_file_name(name)
+    }
+
+    /// [`SummaryCache::failures_path_of`] this cache.
+    pub fn failures_path(&self) -> PathBuf {
+        Self::failures_path_of(&self.path)
     }
 
     /// The cache file.

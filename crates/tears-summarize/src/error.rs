@@ -30,7 +30,9 @@ pub enum SummarizeError {
         /// What is wrong with it.
         message: String,
     },
-    /// The server answered with an HTTP status that retrying cannot fix (4xx other than 408 and 429).
+    /// The server answered with an HTTP status that retrying cannot fix (4xx other than 408 and
+    /// 429). Statuses that say the request is wrong for every user (401, 402, 403, 404, 405, 407)
+    /// are fatal; the others (400 "context length exceeded", 413, 422, ...) fail only that user.
     #[error("the LLM server answered HTTP {status}: {message}")]
     Http {
         /// The HTTP status.
@@ -46,9 +48,43 @@ pub enum SummarizeError {
         /// The last error.
         last: String,
     },
-    /// The server's answer is not a chat-completions JSON object.
-    #[error("malformed answer from the LLM server: {0}")]
-    MalformedResponse(String),
+    /// The server answered 200 with something that is not a chat-completions JSON object (truncated
+    /// JSON, a proxy's HTML page, no `choices[0].message.content`) on every attempt.
+    #[error("malformed answer from the LLM server after {attempts} attempts: {message}")]
+    MalformedResponse {
+        /// Attempts made.
+        attempts: u32,
+        /// What was wrong with the last answer (its start quoted, scrubbed of the API key).
+        message: String,
+    },
+    /// No connection to the server could be made [`crate::LlmConfig::down_after`] times in a row
+    /// (refused, DNS failure, connect timeout), across all users.
+    #[error("the LLM server at {url} is not answering ({attempts} connection attempts in a row failed; last: {last})")]
+    ServerDown {
+        /// The chat-completions URL.
+        url: String,
+        /// Failed connection attempts in a row.
+        attempts: u32,
+        /// The last connection error.
+        last: String,
+    },
+    /// The first users of a batch were all refused with a 4xx and none succeeded: the request is
+    /// most likely wrong for every user (an unsupported parameter), so the batch stops.
+    #[error(
+        "the first {users} users were all refused and none succeeded, so the request is probably wrong for every user; last: {last}"
+    )]
+    Refused {
+        /// Users refused in a row.
+        users: usize,
+        /// The last refusal.
+        last: Box<SummarizeError>,
+    },
+    /// Another writer holds the summary cache (a second `tears summarize` on the same `--out`).
+    #[error("{} is being written by another run (it is locked); wait for that run to finish or choose another output file", path.display())]
+    Locked {
+        /// The cache file.
+        path: PathBuf,
+    },
     /// The model's answers failed validation on every try (empty, too short, too long, wrong prefix,
     /// naming an item title, an unparseable or unknown-genre answer to an edit request).
     #[error("invalid answer after {attempts} tries: {reason}")]
@@ -87,15 +123,62 @@ impl SummarizeError {
     /// assert!(SummarizeError::Http { status: 401, message: "no".into() }.is_fatal());
     /// assert!(!SummarizeError::InvalidAnswer { attempts: 3, reason: "empty".into() }.is_fatal());
     /// ```
+    ///
+    /// A 400 (for example "context length exceeded" for one long history), 413 or 422 fails only
+    /// that user; 401, 402, 403, 404, 405 and 407 stop the batch.
+    ///
+    /// ```
+    /// use tears_summarize::SummarizeError;
+    /// assert!(!SummarizeError::Http { status: 400, message: "context length exceeded".into() }.is_fatal());
+    /// ```
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            SummarizeError::Http { .. }
-                | SummarizeError::Config(_)
-                | SummarizeError::Io { .. }
-                | SummarizeError::Template { .. }
-                | SummarizeError::Cache { .. }
-        )
+        match self {
+            SummarizeError::Http { status, .. } => matches!(status, 401..=405 | 407),
+            SummarizeError::Config(_)
+            | SummarizeError::Io { .. }
+            | SummarizeError::Template { .. }
+            | SummarizeError::Cache { .. }
+            | SummarizeError::ServerDown { .. }
+            | SummarizeError::Refused { .. }
+            | SummarizeError::Locked { .. } => true,
+            SummarizeError::Data(_)
+            | SummarizeError::RetriesExhausted { .. }
+            | SummarizeError::MalformedResponse { .. }
+            | SummarizeError::InvalidAnswer { .. } => false,
+        }
+    }
+
+    /// A short name of the kind of error (`http`, `retries-exhausted`, `malformed-answer`,
+    /// `invalid-answer`, ...), as written in the failures file of a batch.
+    ///
+    /// ```
+    /// use tears_summarize::SummarizeError;
+    /// assert_eq!(SummarizeError::Http { status: 400, message: String::new() }.kind(), "http");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SummarizeError::Io { .. } => "io",
+            SummarizeError::Data(_) => "data",
+            SummarizeError::Config(_) => "config",
+            SummarizeError::Template { .. } => "template",
+            SummarizeError::Http { .. } => "http",
+            SummarizeError::RetriesExhausted { .. } => "retries-exhausted",
+            SummarizeError::MalformedResponse { .. } => "malformed-answer",
+            SummarizeError::ServerDown { .. } => "server-down",
+            SummarizeError::Refused { .. } => "refused",
+            SummarizeError::Locked { .. } => "locked",
+            SummarizeError::InvalidAnswer { .. } => "invalid-answer",
+            SummarizeError::Cache { .. } => "cache",
+        }
+    }
+
+    /// The HTTP status of an [`SummarizeError::Http`] error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SummarizeError::Http { status, .. } => Some(*status),
+            SummarizeError::Refused { last, .. } => last.status(),
+            _ => None,
+        }
     }
 }
 

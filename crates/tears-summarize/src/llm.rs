@@ -1,6 +1,6 @@
 //! The LLM client (OpenAI-compatible chat completions over blocking HTTP) and the LLM summarizer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -88,11 +88,18 @@ pub struct LlmConfig {
     pub backoff_max: Duration,
     /// Cap of a server's `Retry-After` wait.
     pub retry_after_max: Duration,
+    /// Connection attempts in a row, across every request of the client, that reach no server
+    /// (connection refused, DNS failure, connect timeout) after which the server is declared down
+    /// ([`SummarizeError::ServerDown`], which stops a batch) instead of retrying every user in
+    /// full; 0: never. Any HTTP answer, even an error status, resets the count; a connection
+    /// dropped in the middle of an answer does not count (the server is there).
+    pub down_after: u32,
 }
 
 impl LlmConfig {
     /// Defaults for `base_url` and `model`: temperature 0, 300 tokens, seed 0, 120 s per request,
-    /// 6 attempts, backoff 1 s doubling up to 60 s, `Retry-After` honoured up to 120 s, no key.
+    /// 6 attempts, backoff 1 s doubling up to 60 s, `Retry-After` honoured up to 120 s, the server
+    /// declared down after 4 unanswered connection attempts in a row, no key.
     pub fn new(base_url: &str, model: &str) -> Self {
         LlmConfig {
             base_url: base_url.to_string(),
@@ -107,6 +114,7 @@ impl LlmConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             retry_after_max: Duration::from_secs(120),
+            down_after: 4,
         }
     }
 
@@ -122,9 +130,18 @@ impl LlmConfig {
         self
     }
 
-    /// The chat-completions URL.
+    /// The chat-completions URL. The base URL may be given with or without `/v1` or the whole
+    /// `/v1/chat/completions` path.
+    ///
+    /// ```
+    /// use tears_summarize::LlmConfig;
+    /// for url in ["http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/chat/completions/"] {
+    ///     assert_eq!(LlmConfig::new(url, "m").endpoint(), "http://h:1/v1/chat/completions");
+    /// }
+    /// ```
     pub fn endpoint(&self) -> String {
-        let base = self.base_url.trim_end_matches('/');
+        let base = self.base_url.trim().trim_end_matches('/');
+        let base = base.strip_suffix("/chat/completions").unwrap_or(base);
         let base = base.strip_suffix("/v1").unwrap_or(base);
         format!("{base}/v1/chat/completions")
     }
@@ -173,10 +190,18 @@ pub struct LlmClient {
     attempts: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    /// Connection attempts in a row that reached no server (see [`LlmConfig::down_after`]).
+    unreachable_streak: AtomicU32,
 }
 
 enum Attempt {
-    Retry { error: String, retry_after: Option<Duration> },
+    /// A failure that another attempt may not repeat; `malformed`: the server answered 200 with a
+    /// body that is not a chat completion.
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+        malformed: bool,
+    },
     Fail(SummarizeError),
 }
 
@@ -193,6 +218,9 @@ impl LlmClient {
         if config.max_attempts == 0 {
             return Err(SummarizeError::Config("max_attempts must be at least 1".into()));
         }
+        if config.request_timeout.is_zero() || config.connect_timeout.is_zero() {
+            return Err(SummarizeError::Config("the request and connect timeouts must be positive".into()));
+        }
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -205,6 +233,7 @@ impl LlmClient {
             attempts: AtomicU64::new(0),
             prompt_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
+            unreachable_streak: AtomicU32::new(0),
         })
     }
 
@@ -230,6 +259,12 @@ impl LlmClient {
         }
     }
 
+    /// A server's text as it may appear in a message: scrubbed of the key first, then shortened
+    /// to `max` characters (shortening first could cut the key and leave a prefix of it behind).
+    fn quote(&self, s: &str, max: usize) -> String {
+        shorten(&self.scrub(s), max)
+    }
+
     /// The request body for `messages`.
     pub fn request_body(&self, messages: &[Message]) -> Value {
         json!({
@@ -242,12 +277,17 @@ impl LlmClient {
     }
 
     /// Sends `messages` and returns the answer text (possibly empty: validation is the caller's),
-    /// retrying timeouts, connection errors, 408, 429 and 5xx with exponential backoff and jitter
-    /// (a `Retry-After` in seconds replaces the backoff, capped at `retry_after_max`).
+    /// retrying timeouts, connection errors, 408, 429, 5xx and malformed answers (a 200 whose body
+    /// is not a chat completion, such as a proxy's HTML page or truncated JSON) with exponential
+    /// backoff and jitter (a `Retry-After` in seconds replaces the backoff, capped at
+    /// `retry_after_max`). Other 4xx fail at once ([`SummarizeError::Http`]); a server that
+    /// cannot be reached [`LlmConfig::down_after`] times in a row gives
+    /// [`SummarizeError::ServerDown`].
     pub fn chat(&self, messages: &[Message]) -> Result<String> {
         let body = self.request_body(messages).to_string();
         let endpoint = self.config.endpoint();
         let mut last = String::new();
+        let mut last_malformed = false;
         for attempt in 0..self.config.max_attempts {
             if attempt > 0 {
                 tracing::debug!(attempt, "retrying LLM request: {last}");
@@ -255,8 +295,9 @@ impl LlmClient {
             match self.attempt(&endpoint, &body) {
                 Ok(text) => return Ok(text),
                 Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry { error, retry_after }) => {
+                Err(Attempt::Retry { error, retry_after, malformed }) => {
                     last = error;
+                    last_malformed = malformed;
                     if attempt + 1 < self.config.max_attempts {
                         let wait = match retry_after {
                             Some(d) => d.min(self.config.retry_after_max),
@@ -271,7 +312,12 @@ impl LlmClient {
                 }
             }
         }
-        Err(SummarizeError::RetriesExhausted { attempts: self.config.max_attempts, last })
+        let attempts = self.config.max_attempts;
+        Err(if last_malformed {
+            SummarizeError::MalformedResponse { attempts, message: last }
+        } else {
+            SummarizeError::RetriesExhausted { attempts, last }
+        })
     }
 
     fn attempt(&self, endpoint: &str, body: &str) -> std::result::Result<String, Attempt> {
@@ -280,48 +326,53 @@ impl LlmClient {
         if let Some(k) = &self.config.api_key {
             req = req.set("Authorization", &format!("Bearer {}", k.0));
         }
-        let text = match req.send_string(body) {
+        let sent = req.send_string(body);
+        if !matches!(&sent, Err(ureq::Error::Transport(_))) {
+            self.unreachable_streak.store(0, Ordering::Relaxed);
+        }
+        let text = match sent {
             Ok(resp) => resp.into_string().map_err(|e| Attempt::Retry {
-                error: self.scrub(&format!("reading the answer: {e}")),
+                error: self.quote(&format!("reading the answer: {e}"), 300),
                 retry_after: None,
+                malformed: false,
             })?,
             Err(ureq::Error::Status(status, resp)) => {
-                let retry_after = resp
-                    .header("retry-after")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64);
-                let message = self.scrub(&shorten(&resp.into_string().unwrap_or_default(), 300));
+                let retry_after = resp.header("retry-after").and_then(parse_retry_after);
+                let message = self.quote(&resp.into_string().unwrap_or_default(), 300);
                 return Err(if status == 408 || status == 429 || status >= 500 {
-                    Attempt::Retry { error: format!("HTTP {status}: {message}"), retry_after }
+                    Attempt::Retry { error: format!("HTTP {status}: {message}"), retry_after, malformed: false }
                 } else {
                     Attempt::Fail(SummarizeError::Http { status, message })
                 });
             }
             Err(ureq::Error::Transport(t)) => {
-                let error = self.scrub(&t.to_string());
+                let error = self.quote(&t.to_string(), 300);
                 return Err(match t.kind() {
                     ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
                         Attempt::Fail(SummarizeError::Config(error))
                     }
-                    _ => Attempt::Retry { error, retry_after: None },
+                    ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns | ureq::ErrorKind::ProxyConnect => {
+                        let streak = self.unreachable_streak.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                        if self.config.down_after > 0 && streak >= self.config.down_after {
+                            Attempt::Fail(SummarizeError::ServerDown {
+                                url: endpoint.to_string(),
+                                attempts: streak,
+                                last: error,
+                            })
+                        } else {
+                            Attempt::Retry { error, retry_after: None, malformed: false }
+                        }
+                    }
+                    _ => Attempt::Retry { error, retry_after: None, malformed: false },
                 });
             }
         };
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Attempt::Fail(SummarizeError::MalformedResponse(format!(
-                "{e}; body starts {:?}",
-                self.scrub(&shorten(&text, 120))
-            )))
-        })?;
+        let malformed = |error: String| Attempt::Retry { error, retry_after: None, malformed: true };
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| malformed(format!("{e}; body starts {:?}", self.quote(&text, 120))))?;
         let content = v
             .pointer("/choices/0/message/content")
-            .ok_or_else(|| {
-                Attempt::Fail(SummarizeError::MalformedResponse(format!(
-                    "no choices[0].message.content in {:?}",
-                    self.scrub(&shorten(&text, 120))
-                )))
-            })?
+            .ok_or_else(|| malformed(format!("no choices[0].message.content in {:?}", self.quote(&text, 120))))?
             .as_str()
             .unwrap_or_default()
             .to_string();
@@ -369,6 +420,13 @@ impl LlmClient {
             }
         }
     }
+}
+
+/// A `Retry-After` value in seconds (HTTP dates are ignored: the backoff applies); huge values
+/// saturate instead of overflowing (the caller caps them at [`LlmConfig::retry_after_max`]).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let s = value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0)?;
+    Some(Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
 }
 
 /// Checks on a summary answer.

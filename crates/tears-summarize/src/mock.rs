@@ -233,3 +233,164 @@ fn respond(stream: &mut TcpStream, status: u16, retry_after: Option<&str>, body:
     stream.write_all(body.as_bytes())?;
     stream.flush()
 }
+
+/// Seeded fault rates of [`MockServer::faulty`]: each request draws at most one fault, with these
+/// probabilities, from a generator seeded by `seed` and the request number.
+///
+/// ```
+/// use tears_summarize::mock::{FaultPlan, MockServer};
+/// use tears_summarize::{LlmClient, LlmConfig, Message};
+/// let plan = FaultPlan { too_many: 0.5, ..FaultPlan::none(7) };
+/// let (server, tally) = MockServer::faulty(plan)?;
+/// let mut config = LlmConfig::new(&server.url(), "mock");
+/// config.max_attempts = 20;
+/// config.retry_after_max = std::time::Duration::ZERO;
+/// let client = LlmClient::new(config)?;
+/// assert!(client.chat(&[Message::new("user", "x")])?.starts_with("Summary:"));
+/// assert_eq!(tally.faults() + 1, server.requests());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultPlan {
+    /// Seed of the fault draws.
+    pub seed: u64,
+    /// 429 with `Retry-After: 0`.
+    pub too_many: f64,
+    /// 500 or 503.
+    pub server_error: f64,
+    /// A delay of `slow_by` before a valid answer (past a client's timeout when it is shorter).
+    pub slow: f64,
+    /// How long a slow answer waits.
+    pub slow_by: Duration,
+    /// A 200 whose body is truncated JSON or an HTML page.
+    pub malformed: f64,
+    /// A completion that is empty or too short to be a summary.
+    pub bad_answer: f64,
+    /// The connection closed without an answer.
+    pub close: f64,
+    /// The share of *users* (decided by a hash of the prompt, so always the same users) whose
+    /// every request is answered 400 "context length exceeded".
+    pub refuse_users: f64,
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub fn none(seed: u64) -> Self {
+        FaultPlan {
+            seed,
+            too_many: 0.0,
+            server_error: 0.0,
+            slow: 0.0,
+            slow_by: Duration::ZERO,
+            malformed: 0.0,
+            bad_answer: 0.0,
+            close: 0.0,
+            refuse_users: 0.0,
+        }
+    }
+
+    /// Whether `request` is from a user this plan refuses (400 on every request).
+    pub fn refuses(&self, request: &MockRequest) -> bool {
+        let last = request.json()["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+        let text = last.get("content").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+        let h = crate::prompt::stable_hash(&[text.as_str()]);
+        let x = u64::from_str_radix(&h, 16).unwrap_or(0);
+        (x % 1_000_000) as f64 / 1_000_000.0 < self.refuse_users
+    }
+}
+
+/// What a [`MockServer::faulty`] server did, by kind.
+#[derive(Debug, Default)]
+pub struct FaultTally {
+    /// Valid summaries sent.
+    pub answered: AtomicUsize,
+    /// 429s.
+    pub too_many: AtomicUsize,
+    /// 500s and 503s.
+    pub server_error: AtomicUsize,
+    /// Slow answers.
+    pub slow: AtomicUsize,
+    /// Malformed 200s.
+    pub malformed: AtomicUsize,
+    /// Empty or too-short answers.
+    pub bad_answer: AtomicUsize,
+    /// Closed connections.
+    pub close: AtomicUsize,
+    /// 400s for refused users.
+    pub refused: AtomicUsize,
+}
+
+impl FaultTally {
+    /// Requests that drew a fault (slow answers excluded: they are answered).
+    pub fn faults(&self) -> usize {
+        [&self.too_many, &self.server_error, &self.malformed, &self.bad_answer, &self.close, &self.refused]
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum()
+    }
+}
+
+impl MockServer {
+    /// A server answering valid summaries except for the seeded faults of `plan`; the tally
+    /// counts what it sent.
+    pub fn faulty(plan: FaultPlan) -> std::io::Result<(Self, Arc<FaultTally>)> {
+        use rand::{Rng, SeedableRng};
+        let tally = Arc::new(FaultTally::default());
+        let t = tally.clone();
+        let server = Self::start(move |n, request| {
+            let bump = |c: &AtomicUsize| c.fetch_add(1, Ordering::SeqCst);
+            if plan.refuses(request) {
+                bump(&t.refused);
+                return MockReply::Status {
+                    status: 400,
+                    retry_after: None,
+                    body: r#"{"error": {"message": "This model's maximum context length is 8192 tokens", "code": "context_length_exceeded"}}"#.into(),
+                };
+            }
+            let mut rng = rand::rngs::StdRng::seed_from_u64(plan.seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut x: f64 = rng.random();
+            let mut hit = |p: f64| {
+                let h = x < p;
+                x -= p;
+                h
+            };
+            let summary = || {
+                MockReply::Completion(format!(
+                    "Summary: The user enjoys thoughtful dramas and clever comedies (answer {n}). They do not enjoy horror."
+                ))
+            };
+            if hit(plan.too_many) {
+                bump(&t.too_many);
+                MockReply::Status {
+                    status: 429,
+                    retry_after: Some("0".into()),
+                    body: r#"{"error": "slow down"}"#.into(),
+                }
+            } else if hit(plan.server_error) {
+                bump(&t.server_error);
+                let status = if n % 2 == 0 { 500 } else { 503 };
+                MockReply::Status { status, retry_after: None, body: r#"{"error": "upstream failed"}"#.into() }
+            } else if hit(plan.slow) {
+                bump(&t.slow);
+                MockReply::Delay(plan.slow_by, Box::new(summary()))
+            } else if hit(plan.malformed) {
+                bump(&t.malformed);
+                MockReply::Raw(if n % 2 == 0 {
+                    r#"{"id": "x", "choices": [{"message": {"content": "Summary: cut"#.into()
+                } else {
+                    "<html><body>502 Bad Gateway</body></html>".into()
+                })
+            } else if hit(plan.bad_answer) {
+                bump(&t.bad_answer);
+                MockReply::Completion(if n % 2 == 0 { String::new() } else { "Summary: ok.".into() })
+            } else if hit(plan.close) {
+                bump(&t.close);
+                MockReply::Close
+            } else {
+                bump(&t.answered);
+                summary()
+            }
+        })?;
+        Ok((server, tally))
+    }
+}

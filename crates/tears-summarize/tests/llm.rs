@@ -151,16 +151,236 @@ fn other_4xx_fail_at_once_without_the_key() {
 }
 
 #[test]
-fn malformed_json_is_a_clear_error() {
+fn malformed_answers_are_retried_then_a_clear_error() {
+    // A proxy's HTML page or truncated JSON once: retried like a 5xx, and the next answer is used.
+    let server = MockServer::start(|n, _| match n {
+        0 => MockReply::Raw("<html>gateway</html>".into()),
+        1 => MockReply::Raw("{\"choices\": [{\"message\": {\"content\": \"Summ".into()),
+        _ => MockReply::Completion("Summary: ok".into()),
+    })
+    .expect("server");
+    let client = LlmClient::new(config(&server)).expect("client");
+    assert_eq!(ask(&client).expect("answer after two malformed ones"), "Summary: ok");
+    assert_eq!(server.requests(), 3);
+    // Malformed on every attempt: the error says so and quotes the body.
     let server = MockServer::start(|_, _| MockReply::Raw("<html>gateway</html>".into())).expect("server");
     let client = LlmClient::new(config(&server)).expect("client");
     let err = ask(&client).expect_err("malformed");
-    assert!(matches!(err, SummarizeError::MalformedResponse(_)), "{err:?}");
-    assert!(err.to_string().contains("gateway"), "{err}");
+    assert!(matches!(err, SummarizeError::MalformedResponse { attempts: 4, .. }), "{err:?}");
+    assert!(err.to_string().contains("gateway") && !err.is_fatal(), "{err}");
+    assert_eq!(server.requests(), 4);
     let server = MockServer::start(|_, _| MockReply::Raw("{\"choices\": []}".into())).expect("server");
     let client = LlmClient::new(config(&server)).expect("client");
     let err = ask(&client).expect_err("no choices");
     assert!(err.to_string().contains("choices[0].message.content"), "{err}");
+}
+
+/// Every window of `len` characters of the key.
+fn key_pieces(len: usize) -> Vec<&'static str> {
+    (0..=KEY.len() - len).map(|i| &KEY[i..i + len]).collect()
+}
+
+#[test]
+fn no_piece_of_the_key_survives_shortening_at_any_offset() {
+    // The server echoes the key after `pad` characters; the request says how many. Error bodies
+    // are cut at 300 characters and malformed bodies quoted at 120: put the key across each cut.
+    let server = MockServer::start(|_, r| {
+        let (kind, pad) =
+            r.last_message().split_once(' ').map(|(k, p)| (k.to_string(), p.to_string())).unwrap_or_default();
+        let pad: usize = pad.parse().unwrap_or(0);
+        let body = format!("{}{KEY} and more text after the key", "x".repeat(pad));
+        match kind.as_str() {
+            "401" => MockReply::Status { status: 401, retry_after: None, body },
+            "400" => MockReply::Status { status: 400, retry_after: None, body },
+            "503" => MockReply::Status { status: 503, retry_after: Some("0".into()), body },
+            _ => MockReply::Raw(body),
+        }
+    })
+    .expect("server");
+    let mut c = config(&server);
+    c.max_attempts = 1;
+    let client = LlmClient::new(c).expect("client");
+    let pieces = key_pieces(6);
+    let mut checked = 0;
+    for (kind, cut) in [("401", 300usize), ("400", 300), ("503", 300), ("raw", 120)] {
+        for pad in cut.saturating_sub(KEY.len() + 5)..=cut + 2 {
+            let err = client.chat(&[Message::new("user", format!("{kind} {pad}"))]).expect_err("an error");
+            let shown = format!("{err} | {err:?}");
+            assert!(!pieces.iter().any(|p| shown.contains(p)), "{kind} pad {pad}: a piece of the key in {shown}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100);
+}
+
+#[test]
+fn a_huge_retry_after_is_capped_not_a_panic() {
+    let server = MockServer::start(|n, _| {
+        if n == 0 {
+            MockReply::Status { status: 429, retry_after: Some("1e300".into()), body: "slow down".into() }
+        } else {
+            MockReply::Completion("Summary: ok".into())
+        }
+    })
+    .expect("server");
+    let mut c = config(&server);
+    c.retry_after_max = Duration::from_millis(30);
+    let client = LlmClient::new(c).expect("client");
+    assert_eq!(ask(&client).expect("answer"), "Summary: ok");
+}
+
+#[test]
+fn per_user_refusals_fail_only_those_users_and_are_written_beside_the_cache() {
+    let refuse = Arc::new(AtomicUsize::new(1));
+    let server = {
+        let refuse = refuse.clone();
+        MockServer::start(move |_, r| {
+            let m = r.last_message();
+            if refuse.load(Ordering::SeqCst) == 1 && (m.contains("Film number 3\n") || m.contains("Film number 5\n")) {
+                MockReply::Status {
+                    status: 400,
+                    retry_after: None,
+                    body: "{\"error\": \"context length exceeded\"}".into(),
+                }
+            } else {
+                MockReply::Completion("Summary: The user enjoys quiet dramas about families and friendship.".into())
+            }
+        })
+        .expect("server")
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("s.jsonl");
+    let jobs: Vec<(u64, History)> = (1..=8).map(|u| (u, history(u))).collect();
+    let s = LlmSummarizer::new(LlmClient::new(config(&server)).expect("client"), PromptTemplate::movies());
+    let options = BatchOptions { concurrency: 2, ..BatchOptions::default() };
+    let mut cache = SummaryCache::open(&path).expect("cache");
+    let report = summarize_all(&s, &jobs, &mut cache, &options);
+    assert!(report.stopped.is_none(), "{report:?}");
+    assert_eq!(report.summarized, 6);
+    let mut failed: Vec<u64> = report.failed.iter().map(|(u, _)| *u).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, [3, 5]);
+    assert!(report.failed.iter().all(|(_, e)| matches!(e, SummarizeError::Http { status: 400, .. })));
+    let file = report.failures_file.clone().expect("a failures file");
+    assert_eq!(file, cache.failures_path());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .expect("failures")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|v| v["status"] == 400 && v["kind"] == "http"));
+    assert!(lines.iter().all(|v| v["error"].as_str().is_some_and(|e| e.contains("context length"))));
+    // Fixed on the server's side: the rerun asks only the two, and the failures file goes away.
+    refuse.store(0, Ordering::SeqCst);
+    let before = server.requests();
+    let report = summarize_all(&s, &jobs, &mut cache, &options);
+    assert_eq!((report.cached, report.summarized, report.failed.len()), (6, 2, 0));
+    assert_eq!(server.requests() - before, 2);
+    assert!(report.failures_file.is_none() && !file.exists());
+}
+
+#[test]
+fn a_request_refused_for_everyone_stops_the_batch_early() {
+    let server = MockServer::start(|_, _| MockReply::Status {
+        status: 400,
+        retry_after: None,
+        body: "{\"error\": \"unknown parameter: seed\"}".into(),
+    })
+    .expect("server");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cache = SummaryCache::open(&dir.path().join("s.jsonl")).expect("cache");
+    let jobs: Vec<(u64, History)> = (1..=60).map(|u| (u, history(u))).collect();
+    let s = LlmSummarizer::new(LlmClient::new(config(&server)).expect("client"), PromptTemplate::movies());
+    let options = BatchOptions { concurrency: 2, ..BatchOptions::default() };
+    let report = summarize_all(&s, &jobs, &mut cache, &options);
+    match &report.stopped {
+        Some(e @ SummarizeError::Refused { users: 8, .. }) => {
+            assert!(e.is_fatal() && e.to_string().contains("unknown parameter"), "{e}")
+        }
+        other => panic!("expected a stop after 8 refusals, got {other:?}"),
+    }
+    // Workers may have a few more requests in flight when the eighth refusal arrives.
+    assert!(server.requests() < 20, "{} requests for 60 users", server.requests());
+}
+
+#[test]
+fn a_server_that_is_down_is_found_out_after_a_few_attempts() {
+    // A port nobody listens on: every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    for concurrency in [1, 3] {
+        let mut c = LlmConfig::new(&format!("http://127.0.0.1:{port}"), "mock-model");
+        c.backoff_base = Duration::from_millis(10);
+        let s = LlmSummarizer::new(LlmClient::new(c).expect("client"), PromptTemplate::movies());
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cache = SummaryCache::open(&dir.path().join("s.jsonl")).expect("cache");
+        let jobs: Vec<(u64, History)> = (1..=40).map(|u| (u, history(u))).collect();
+        let options = BatchOptions { concurrency, ..BatchOptions::default() };
+        let report = summarize_all(&s, &jobs, &mut cache, &options);
+        match &report.stopped {
+            Some(e @ SummarizeError::ServerDown { attempts, .. }) => {
+                assert!(*attempts >= 4 && e.to_string().contains("is not answering"), "{e}");
+                assert!(e.to_string().contains(&port.to_string()), "{e}");
+            }
+            other => panic!("concurrency {concurrency}: expected ServerDown, got {other:?}"),
+        }
+        // Four refused connections in a row, plus at most one more per other worker.
+        let attempts = s.client.usage().attempts;
+        assert!((4..=3 + concurrency as u64).contains(&attempts), "{attempts} attempts");
+        assert!(report.summarized == 0 && report.failed.is_empty(), "{report:?}");
+    }
+}
+
+#[test]
+fn the_cache_is_locked_while_a_run_writes_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("s.jsonl");
+    let cache = SummaryCache::open(&path).expect("first writer");
+    let err = SummaryCache::open(&path).expect_err("second writer");
+    assert!(matches!(err, SummarizeError::Locked { .. }) && err.is_fatal(), "{err:?}");
+    assert!(err.to_string().contains("s.jsonl") && err.to_string().contains("another run"), "{err}");
+    drop(cache);
+    SummaryCache::open(&path).expect("free again once the first is closed");
+}
+
+#[test]
+fn only_a_last_line_without_its_newline_counts_as_torn() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("s.jsonl");
+    let record = |u: u64| {
+        format!(
+            r#"{{"user":{u},"text":"Summary: x","model":"m","prompt_hash":"h","created_at":"2026-01-01T00:00:00Z"}}"#
+        )
+    };
+    // A complete but invalid last line is an error, and the file is left as it was.
+    let text = format!("{}\n{{\"user\": 2, \"text\": \"Summ\n", record(1));
+    std::fs::write(&path, &text).expect("write");
+    match SummaryCache::open(&path) {
+        Err(SummarizeError::Cache { line: 2, .. }) => {}
+        other => panic!("expected an error on line 2, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+    // A whole record without its newline is kept, and the next append starts a new line.
+    std::fs::write(&path, format!("{}\n{}", record(1), record(2))).expect("write");
+    let mut cache = SummaryCache::open(&path).expect("open");
+    assert_eq!(cache.len(), 2);
+    cache
+        .append(tears_summarize::CacheRecord {
+            user: 3,
+            text: "Summary: y".into(),
+            model: "m".into(),
+            prompt_hash: "h".into(),
+            created_at: tears_summarize::now_rfc3339(),
+        })
+        .expect("append");
+    drop(cache);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert_eq!(SummaryCache::open(&path).expect("reopen").len(), 3);
+    // A torn last line (no newline, not a record) is cut.
+    std::fs::write(&path, format!("{}\n{{\"user\": 2, \"te", record(1))).expect("write");
+    assert_eq!(SummaryCache::open(&path).expect("open").len(), 1);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), format!("{}\n", record(1)));
 }
 
 #[test]
@@ -217,7 +437,7 @@ fn interrupted_run_resumes_without_repeating_finished_users() {
     };
     let jobs: Vec<(u64, History)> = (1..=12).map(|u| (u, history(u))).collect();
     let summarizer = LlmSummarizer::new(LlmClient::new(config(&server)).expect("client"), PromptTemplate::movies());
-    let options = BatchOptions { concurrency: 1, progress: false, max_failures: 0 };
+    let options = BatchOptions { concurrency: 1, ..BatchOptions::default() };
     {
         let mut cache = SummaryCache::open(&path).expect("cache");
         let report = summarize_all(&summarizer, &jobs, &mut cache, &options);
