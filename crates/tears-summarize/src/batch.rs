@@ -1,6 +1,5 @@
 //! Summarizing many users: bounded concurrency, the JSONL cache, a progress bar.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -203,8 +202,8 @@ pub fn summarize_all(
     report
 }
 
-/// Writes `failed` to `path` (JSON lines: user, kind, status, error, at) through a temporary file
-/// and a rename; with no failures, removes an earlier run's file. Returns the path when written.
+/// Writes `failed` to `path` (JSON lines: user, kind, status, error, at) atomically
+/// ([`tears_data::io::write_atomic`]); with no failures, removes an earlier run's file. Returns the path when written.
 fn write_failures(path: &Path, failed: &[(u64, SummarizeError)]) -> Result<Option<PathBuf>> {
     if failed.is_empty() {
         return match std::fs::remove_file(path) {
@@ -226,15 +225,6 @@ fn write_failures(path: &Path, failed: &[(u64, SummarizeError)]) -> Result<Optio
         text.push_str(&line.to_string());
         text.push('\n');
     }
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| SummarizeError::io(path, e))?;
+    tears_data::io::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
     Ok(Some(path.to_path_buf()))
 }
