@@ -2,6 +2,7 @@
 
 mod backends;
 mod common;
+mod control;
 mod embed;
 mod evaluate;
 mod prepare;
@@ -39,6 +40,10 @@ enum Command {
     /// Recommend for one profile (a typed or edited summary, a file, or a split user) with a
     /// trained TEARS or GERS model, optionally with explanations.
     Recommend(Box<recommend::RecommendArgs>),
+    /// Run a controllability experiment on a trained TEARS or GERS model: swap the favourite and
+    /// least favourite genre (large), append a description of a held-out item (small), or
+    /// "More / Less {genre}" profiles (guided); per alpha, with the edited profiles written out.
+    Control(Box<control::ControlArgs>),
     /// Encode user summaries into sentence embeddings with a BERT-family model folder
     /// (.npy with the user ids in OUT.users.txt, or .safetensors).
     Embed(Box<embed::EmbedArgs>),
@@ -61,6 +66,7 @@ fn main() {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Embed(a) => embed::run(*a),
         Command::Recommend(a) => recommend::run(*a),
+        Command::Control(a) => control::run(*a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_chain(&e));

@@ -135,15 +135,11 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
         t.max_items = a.max_items.max(1);
         offline = Some(t);
     } else if let (Some(url), Some(model)) = (&a.llm_url, &a.model) {
-        let mut config = LlmConfig::new(url, model);
-        config.api_key = ApiKey::from_env(&a.api_key_env);
+        let mut config = llm_config(url, model, &a.api_key_env);
         config.request_timeout = seconds("--timeout-s", a.timeout_s, false, 86_400.0)?;
         config.backoff_base = seconds("--backoff-s", a.backoff_s, true, 3_600.0)?;
         config.backoff_max = config.backoff_max.max(config.backoff_base);
         config.max_attempts = a.max_attempts;
-        if config.api_key.is_none() {
-            tracing::warn!("${} is not set: sending no API key (fine for a local server)", a.api_key_env);
-        }
         let mut s = LlmSummarizer::new(LlmClient::new(config)?, template);
         s.rules.reject_titles = a.reject_titles;
         llm = Some(s);
@@ -191,6 +187,17 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
         anyhow::bail!("{} users failed; rerun the same command to retry them", report.failed.len());
     }
     Ok(())
+}
+
+/// The client settings for `url` and `model`, the key read from `api_key_env` (a warning when
+/// it is unset).
+pub(crate) fn llm_config(url: &str, model: &str, api_key_env: &str) -> LlmConfig {
+    let mut config = LlmConfig::new(url, model);
+    config.api_key = ApiKey::from_env(api_key_env);
+    if config.api_key.is_none() {
+        tracing::warn!("${api_key_env} is not set: sending no API key (fine for a local server)");
+    }
+    config
 }
 
 /// `value` seconds as a duration, checked: finite, at most `max`, above 0 (or 0 too when

@@ -606,6 +606,82 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
     let run = tears().args(["recommend", "--summary", "Westerns.", "--model"]).arg(&backbone).output().expect("run");
     assert!(String::from_utf8_lossy(&run.stderr).contains("tears, gers"), "{}", String::from_utf8_lossy(&run.stderr));
 
+    // The controllability experiments: results, a table and the edited texts, one line per edit.
+    for (experiment, header) in [("large", "| alpha | Δ_up | Δ_down |"), ("guided", "More"), ("small", "rank")] {
+        let out = dir.path().join(format!("control-{experiment}"));
+        let stdout = ok(tears()
+            .args(["control", experiment, "--limit", "12", "--no-progress", "--model"])
+            .arg(&model)
+            .arg("--split")
+            .arg(&split)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("control"));
+        assert!(stdout.contains(header), "{experiment}: {stdout}");
+        let results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results")).expect("json");
+        let table = std::fs::read_to_string(out.join("table.md")).expect("table");
+        assert!(table.contains(header), "{experiment}: {table}");
+        let edits = std::fs::read_to_string(out.join("edits.jsonl")).expect("edits");
+        for line in edits.lines() {
+            let e: serde_json::Value = serde_json::from_str(line).expect("an edit per line");
+            assert!(e["original"].is_string() && e["edited"].is_string() && e["user"].is_number(), "{line}");
+        }
+        if experiment == "large" {
+            let rows = results["rows"].as_array().expect("rows");
+            assert_eq!(rows.len(), 11, "one row per alpha");
+            // alpha = 0 ignores the summary: an edit cannot move the list there.
+            assert_eq!(rows[0]["delta_up"]["mean"].as_f64(), Some(0.0));
+            let counted = results["counted"].as_u64().expect("counted");
+            assert_eq!(edits.lines().count() as u64, counted);
+            assert_eq!(results["per_user"].as_array().map(Vec::len), Some(counted as usize));
+        }
+    }
+    // The same with the LLM's edits (a loopback stand-in): the answers are cached, a rerun asks nothing.
+    let server = tears::summarize::mock::MockServer::start(|_, req| {
+        let first = req.json()["messages"][0]["content"].as_str().unwrap_or_default().to_string();
+        let summary = first.split("preferences:\n\n").nth(1).and_then(|r| r.split("\n\nFrom this list").next());
+        let reply = if req.last_message().starts_with("Rewrite") {
+            format!("{} Now the other way round.", summary.unwrap_or_default())
+        } else {
+            let list = first.split("list of genres: ").nth(1).and_then(|r| r.split(".\n").next()).unwrap_or_default();
+            let genres: Vec<&str> = list.split(", ").collect();
+            format!("Favorite: {}\nLeast Favorite: {}", genres[0], genres[genres.len() - 1])
+        };
+        tears::summarize::mock::MockReply::Completion(reply)
+    })
+    .expect("mock server");
+    let out = dir.path().join("control-llm");
+    let llm_run = || {
+        ok(tears()
+            .args(["control", "large", "--edits", "llm", "--limit", "5", "--no-progress", "--llm-model", "m"])
+            .args(["--llm-url", &server.url(), "--model"])
+            .arg(&model)
+            .arg("--split")
+            .arg(&split)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("control"))
+    };
+    let first = llm_run();
+    assert!(first.contains("LLM edits: 5 answers asked"), "{first}");
+    let again = llm_run();
+    assert!(again.contains("LLM edits: 0 answers asked") && again.contains("5 taken from the cache"), "{again}");
+    let edits = std::fs::read_to_string(out.join("edits.jsonl")).expect("edits");
+    assert!(edits.lines().all(|l| l.contains("llm_swap_rewrite") && l.contains("Now the other way round.")), "{edits}");
+    let run = tears()
+        .args(["control", "large", "--edits", "llm", "--model"])
+        .arg(&model)
+        .arg("--split")
+        .arg(&split)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--llm-url URL and --llm-model NAME"));
     // Summaries for only a few users: a clear error naming the file, or an explicit choice.
     let few = dir.path().join("few.jsonl");
     let text = std::fs::read_to_string(&summaries).expect("summaries");
@@ -648,6 +724,22 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
     let stdout =
         ok(tears().args(["evaluate", "--model"]).arg(&gers).arg("--split").arg(&split).output().expect("evaluate"));
     assert!(stdout.contains("gers on synthetic (test) at alpha 1.0"), "{stdout}");
+    // GERS has no text to insert a sentence into: the small-scope edit is refused by name.
+    let run = tears()
+        .args(["control", "small", "--no-progress", "--model"])
+        .arg(&gers)
+        .arg("--split")
+        .arg(&split)
+        .arg("--out")
+        .arg(dir.path().join("gers-small"))
+        .output()
+        .expect("control");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("needs a TEARS model"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     // A fused model without its backbone directory is a usage error.
     let run = tears()
         .args(["train", "tears", "--backbone", "recvae", "--encoder", "hashing", "--split"])

@@ -27,6 +27,10 @@ pub enum TearsError {
     /// The optimal-transport alignment.
     #[error(transparent)]
     Ot(#[from] tears_ot::OtError),
+    /// The LLM edits of the controllability experiments: a server error that stops every
+    /// request, or their answer cache.
+    #[error(transparent)]
+    Summarize(#[from] tears_summarize::SummarizeError),
     /// A model directory, summaries file or encoder that does not match what the model was
     /// trained with.
     #[error("{}: {message}", path.display())]

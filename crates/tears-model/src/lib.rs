@@ -62,6 +62,7 @@
 //! ```
 
 pub mod config;
+pub mod control;
 pub mod dir;
 pub mod encoder;
 pub mod error;

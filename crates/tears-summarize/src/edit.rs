@@ -213,9 +213,25 @@ pub fn insert_sentence(text: &str, sentence: &str) -> Edit {
 /// assert_eq!(tears_summarize::edit::favourite_from_history(&h, 3), Some(("War".into(), "Horror".into())));
 /// ```
 pub fn favourite_from_history(history: &History, min_items: usize) -> Option<(String, String)> {
+    favourite_among(history, min_items, |_| true)
+}
+
+/// [`favourite_from_history`] among the genres `keep` accepts (an experiment's genres, those
+/// attached to enough items), so the pair is always one the experiment can measure.
+///
+/// ```
+/// use tears_data::WindowEntry;
+/// let e = |t: i64, g: &str, r: f32| WindowEntry { item_id: t as u64, item: None, title: String::new(),
+///     year: None, genres: vec![g.into()], rating: r, timestamp: t };
+/// let h = tears_summarize::History::from_window(
+///     &(0..3).flat_map(|t| [e(t, "War", 5.0), e(t, "Horror", 1.0), e(t, "Drama", 3.0)]).collect::<Vec<_>>());
+/// let pair = tears_summarize::edit::favourite_among(&h, 3, |g| g != "Horror");
+/// assert_eq!(pair, Some(("War".into(), "Drama".into())));
+/// ```
+pub fn favourite_among(history: &History, min_items: usize, keep: impl Fn(&str) -> bool) -> Option<(String, String)> {
     let mut stats: std::collections::BTreeMap<String, (f64, usize)> = std::collections::BTreeMap::new();
     for it in history.items() {
-        for g in &it.genres {
+        for g in it.genres.iter().filter(|g| keep(g)) {
             let s = stats.entry(g.clone()).or_default();
             s.0 += f64::from(it.rating);
             s.1 += 1;
