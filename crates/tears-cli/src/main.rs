@@ -8,6 +8,7 @@ mod evaluate;
 mod prepare;
 mod recommend;
 mod summarize;
+mod summary_stats;
 mod train;
 
 use std::io::IsTerminal;
@@ -44,6 +45,9 @@ enum Command {
     /// least favourite genre (large), append a description of a held-out item (small), or
     /// "More / Less {genre}" profiles (guided); per alpha, with the edited profiles written out.
     Control(Box<control::ControlArgs>),
+    /// Are the summaries user-specific? Length in words, and word-level edit distance and BLEU
+    /// between pairs of different users' summaries (a seeded sample).
+    SummaryStats(Box<summary_stats::SummaryStatsArgs>),
     /// Encode user summaries into sentence embeddings with a BERT-family model folder
     /// (.npy with the user ids in OUT.users.txt, or .safetensors).
     Embed(Box<embed::EmbedArgs>),
@@ -67,6 +71,7 @@ fn main() {
         Command::Embed(a) => embed::run(*a),
         Command::Recommend(a) => recommend::run(*a),
         Command::Control(a) => control::run(*a),
+        Command::SummaryStats(a) => summary_stats::run(*a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_chain(&e));

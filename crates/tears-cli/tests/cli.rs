@@ -953,3 +953,33 @@ fn summarize_rejects_out_of_range_settings_by_name() {
     assert_eq!(status.code(), Some(1));
     assert_eq!(all.matches("os error").count(), 1, "{all}");
 }
+
+#[test]
+fn summary_stats_reports_lengths_edit_distance_and_bleu() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("s.jsonl");
+    std::fs::write(
+        &file,
+        "{\"user\": 1, \"text\": \"Summary: likes dark comedies\"}\n\
+         {\"user\": 2, \"text\": \"Summary: likes light comedies a lot\"}\n\
+         {\"user\": 3, \"text\": \"Summary: likes dark comedies\"}\n",
+    )
+    .expect("summaries");
+    let json = dir.path().join("stats.json");
+    let run = tears().args(["summary-stats", "--summaries"]).arg(&file).arg("--json").arg(&json).output().expect("run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("| s.jsonl | 3 | 3.67 ± 0.94 | 3 |"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("json");
+    // Pairs (1,2), (1,3), (2,3): word distances 3, 0, 3.
+    assert_eq!(v["edit_distance"]["pairs"], 3);
+    assert!((v["edit_distance"]["mean"].as_f64().expect("mean") - 2.0).abs() < 1e-12, "{v}");
+    assert_eq!(v["words"]["max"], 5);
+    // One summary is not enough; a missing file is named.
+    std::fs::write(&file, "{\"user\": 1, \"text\": \"Summary: x\"}\n").expect("one");
+    let run = tears().args(["summary-stats", "--summaries"]).arg(&file).output().expect("run");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("at least 2"));
+    let run = tears().args(["summary-stats", "--summaries", "no-such-file.json"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no-such-file.json"));
+}

@@ -32,6 +32,7 @@ pub mod history;
 pub mod llm;
 pub mod mock;
 pub mod prompt;
+pub mod stats;
 pub mod template;
 
 pub use batch::{BatchOptions, BatchReport, summarize_all};
