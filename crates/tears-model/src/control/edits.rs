@@ -316,7 +316,7 @@ impl AnswerCache {
 
     fn get<T: for<'de> Deserialize<'de>>(&mut self, key: &str) -> Result<Option<T>> {
         let Some(v) = self.answers.get(key) else { return Ok(None) };
-        let v = serde_json::from_value(v.clone()).map_err(|e| SummarizeError::Cache {
+        let v = T::deserialize(v).map_err(|e| SummarizeError::Cache {
             path: self.path.clone(),
             line: 0,
             message: format!("a cached answer has the wrong shape: {e}"),
