@@ -352,10 +352,40 @@ impl Evaluator {
         S: ItemLists + ?Sized,
         H: ItemLists + ?Sized,
     {
+        self.add_users(scores, seen, heldout).map(drop)
+    }
+
+    /// [`Evaluator::add`] that also returns the batch's per-user accuracy: one row per user (in
+    /// the batch's order) with one entry per cut-off of [`Evaluator::ks`], `None` for a user
+    /// without held-out items. These are the values a paired comparison of two models needs.
+    ///
+    /// ```
+    /// use tears_metrics::{Evaluator, ScoreMatrix};
+    /// let mut ev = Evaluator::new(&[1])?;
+    /// let scores = ScoreMatrix::new(&[0.9, 0.1, /* user 1 */ 0.2, 0.8], 2, 2)?;
+    /// let rows = ev.add_users(&scores, &vec![vec![], vec![]], &vec![vec![0], vec![0]])?;
+    /// assert_eq!(rows[0][0].map(|a| a.ndcg), Some(1.0));
+    /// assert_eq!(rows[1][0].map(|a| a.ndcg), Some(0.0));
+    /// assert_eq!(ev.report().at(1).map(|a| a.ndcg.mean), Some(0.5));
+    /// # Ok::<(), tears_metrics::MetricsError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Evaluator::add`]; nothing is added then.
+    pub fn add_users<S, H>(
+        &mut self,
+        scores: &ScoreMatrix<'_>,
+        seen: &S,
+        heldout: &H,
+    ) -> Result<Vec<Vec<Option<UserAccuracy>>>>
+    where
+        S: ItemLists + ?Sized,
+        H: ItemLists + ?Sized,
+    {
         let kmax = self.ks.last().copied().unwrap_or(1);
         validate(heldout, "held-out items", scores.n_users(), scores.n_items())?;
         let top = top_k(scores, seen, kmax)?;
-        self.add_ranked(&top, heldout)
+        self.add_ranked_users(&top, heldout)
     }
 
     /// Adds the metrics of already ranked lists (computed for a `k` at least the largest cut-off).
@@ -363,6 +393,19 @@ impl Evaluator {
     /// # Errors
     /// As [`per_user_accuracy`]; nothing is added then.
     pub fn add_ranked<H: ItemLists + ?Sized>(&mut self, top: &TopKLists, heldout: &H) -> Result<()> {
+        self.add_ranked_users(top, heldout).map(drop)
+    }
+
+    /// [`Evaluator::add_ranked`] that also returns the per-user accuracy, as
+    /// [`Evaluator::add_users`] does.
+    ///
+    /// # Errors
+    /// As [`per_user_accuracy`]; nothing is added then.
+    pub fn add_ranked_users<H: ItemLists + ?Sized>(
+        &mut self,
+        top: &TopKLists,
+        heldout: &H,
+    ) -> Result<Vec<Vec<Option<UserAccuracy>>>> {
         let per_user = per_user_accuracy(top, heldout, &self.ks)?;
         for user in &per_user {
             for (acc, value) in self.acc.iter_mut().zip(user) {
@@ -371,7 +414,7 @@ impl Evaluator {
                 acc[2].push(value.map(|a| a.ndcg));
             }
         }
-        Ok(())
+        Ok(per_user)
     }
 
     /// The aggregates of every user added so far.

@@ -10,7 +10,9 @@
 //!   [`recall_at_k`], [`plain_recall_at_k`], [`ndcg_at_k`]);
 //! - controllability: genre-NDCG@k ([`genre_ndcg_at_k`], [`GenreIndex`]), large-scope Δ_up /
 //!   Δ_down ([`large_scope`]), small-scope rank change ([`rank_changes`]) and guided change
-//!   ([`guided_changes`]).
+//!   ([`guided_changes`]);
+//! - paired comparison of two models on the same users: the per-user difference, the paired
+//!   t-test and the Wilcoxon signed-rank test ([`paired`]).
 //!
 //! Every aggregate is an [`Aggregate`]: mean, standard error (population std / sqrt(n)), the
 //! number of users counted and the number excluded (users with no held-out items, never a NaN).
@@ -41,6 +43,7 @@ pub mod control;
 pub mod error;
 pub mod genre;
 pub mod lists;
+pub mod paired;
 pub mod scores;
 pub mod topk;
 
@@ -58,5 +61,6 @@ pub use genre::{
     DEFAULT_GENRE_K, DEFAULT_MIN_GENRE_ITEMS, GenreIndex, genre_ndcg_at_k, genre_ndcg_per_user, normalize_genre,
 };
 pub use lists::{CsrLists, ItemLists, NoItems};
+pub use paired::{PairedComparison, compare as compare_paired};
 pub use scores::ScoreMatrix;
 pub use topk::{MAX_ITEMS, TopKLists, rank_of, ranks, top_k, top_k_row};
