@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tears_data::{EvalSet, EvalUsers, Interactions, Split, UserRows, Values};
-use tears_metrics::{AccuracyReport, DEFAULT_KS, Evaluator, MetricsError};
+use tears_metrics::{AccuracyReport, DEFAULT_KS, Evaluator, MetricsError, UserAccuracy};
 
 use crate::error::{ModelError, Result};
 use crate::profile::{MissingProfile, Profiles, resolve};
@@ -98,6 +98,80 @@ pub fn evaluate_with_profiles(
     missing: MissingProfile,
     options: &EvalOptions,
 ) -> Result<AccuracyReport> {
+    evaluate_users_with_profiles(model, users, profiles, missing, options).map(|e| e.report)
+}
+
+/// Each evaluated user's accuracy beside the aggregate report: what a paired comparison of two
+/// models (`tears_metrics::paired`) and anyone redoing it need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserEvaluation {
+    /// The aggregates, as [`evaluate_with_profiles`] returns them.
+    pub report: AccuracyReport,
+    /// The cut-offs of `per_user`'s entries, ascending.
+    pub ks: Vec<usize>,
+    /// Source ids of the users scored, in row order (users without a required profile left out
+    /// under [`MissingProfile::Skip`]).
+    pub users: Vec<u64>,
+    /// `per_user[u][j]`: user `users[u]`'s accuracy at `ks[j]`; `None` without held-out items.
+    pub per_user: Vec<Vec<Option<UserAccuracy>>>,
+}
+
+/// A per-user metric of [`UserEvaluation::values`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMetric {
+    /// Recall@k normalised by min(k, |held-out|).
+    Recall,
+    /// NDCG@k.
+    Ndcg,
+}
+
+impl UserEvaluation {
+    /// Every user's `metric` at cut-off `k` (`None` for users without held-out items); `None`
+    /// when `k` was not evaluated.
+    ///
+    /// ```
+    /// use tears_baselines::Popularity;
+    /// use tears_core::{evaluate_users_with_profiles, EvalOptions, MissingProfile, UserMetric};
+    /// use tears_data::{prepare, DatasetName, PrepareOptions};
+    ///
+    /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
+    /// let model = Popularity::fit_split(&split)?;
+    /// let options = EvalOptions { ks: vec![20], ..EvalOptions::default() };
+    /// let eval = evaluate_users_with_profiles(&model, &split.test, None, MissingProfile::Error, &options)?;
+    /// let ndcg = eval.values(UserMetric::Ndcg, 20).expect("k = 20 evaluated");
+    /// assert_eq!(ndcg.len(), split.test.users().len());
+    /// let counted: Vec<f64> = ndcg.iter().flatten().copied().collect();
+    /// let mean = counted.iter().sum::<f64>() / counted.len() as f64;
+    /// assert!((mean - eval.report.at(20).expect("k = 20").ndcg.mean).abs() < 1e-12);
+    /// # Ok::<(), tears_core::ModelError>(())
+    /// ```
+    pub fn values(&self, metric: UserMetric, k: usize) -> Option<Vec<Option<f64>>> {
+        let j = self.ks.iter().position(|&x| x == k)?;
+        Some(
+            self.per_user
+                .iter()
+                .map(|row| {
+                    row[j].map(|a| match metric {
+                        UserMetric::Recall => a.recall,
+                        UserMetric::Ndcg => a.ndcg,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// [`evaluate_with_profiles`] that keeps each user's accuracy ([`UserEvaluation`]).
+///
+/// # Errors
+/// As [`evaluate_with_profiles`].
+pub fn evaluate_users_with_profiles(
+    model: &dyn Recommender,
+    users: &EvalUsers,
+    profiles: Option<&Profiles>,
+    missing: MissingProfile,
+    options: &EvalOptions,
+) -> Result<UserEvaluation> {
     if options.batch_size == 0 {
         return Err(ModelError::Config("batch size must be at least 1".into()));
     }
@@ -116,6 +190,7 @@ pub fn evaluate_with_profiles(
     let seen = Interactions::from_rows(&foldin, n, Values::Seen)?;
     let heldout = Interactions::from_rows(&heldout, n, Values::Seen)?;
     let mut ev = Evaluator::new(&options.ks)?;
+    let mut per_user = Vec::with_capacity(foldin.len());
     let mut start = 0;
     while start < foldin.len() {
         let end = (start + options.batch_size).min(foldin.len());
@@ -132,10 +207,10 @@ pub fn evaluate_with_profiles(
         let matrix = tears_metrics::ScoreMatrix::new(&flat, end - start, n)?;
         let seen_lists: Vec<&[usize]> = (start..end).map(|r| seen.row_items(r)).collect();
         let heldout_lists: Vec<&[usize]> = (start..end).map(|r| heldout.row_items(r)).collect();
-        ev.add(&matrix, &seen_lists, &heldout_lists)?;
+        per_user.extend(ev.add_users(&matrix, &seen_lists, &heldout_lists)?);
         start = end;
     }
-    Ok(ev.report())
+    Ok(UserEvaluation { report: ev.report(), ks: ev.ks().to_vec(), users: foldin.users.clone(), per_user })
 }
 
 /// Checks that a score matrix is `[rows, n_items]`.

@@ -32,7 +32,10 @@ pub mod profile;
 pub mod recommender;
 
 pub use error::{ModelError, Result, VocabularyMismatch};
-pub use evaluate::{EvalOptions, EvalSummary, MeanStderr, evaluate_model, evaluate_split, evaluate_with_profiles};
+pub use evaluate::{
+    EvalOptions, EvalSummary, MeanStderr, UserEvaluation, UserMetric, evaluate_model, evaluate_split,
+    evaluate_users_with_profiles, evaluate_with_profiles,
+};
 pub use kinds::{Family, ModelKind};
 pub use profile::{MissingProfile, Profile, ProfileKind, Profiles, Resolved};
 pub use recommender::{Fit, ITEMS_FILE, MANIFEST_FILE, Manifest, Recommender, hash_hex, save_model, scores_from_vec};
