@@ -12,7 +12,8 @@
 //! A summarizer only sees a [`History`], which is built from what a split lets it read (an
 //! evaluation user's window, a training user's rows), never from held-out items. Prompts are
 //! template files ([`PromptTemplate`]); batches go through a resumable JSONL cache
-//! ([`SummaryCache`], [`summarize_all`]). The [`edit`] module has the controllability edits.
+//! ([`SummaryCache`], [`summarize_all`]). The [`edit`] module has the controllability edits;
+//! [`direct`] asks an LLM for recommendations directly (the paper's LLM baseline row).
 //!
 //! ```
 //! use tears_data::{prepare, DatasetName, PrepareOptions, split::EvalSet};
@@ -26,6 +27,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod direct;
 pub mod edit;
 pub mod error;
 pub mod history;

@@ -383,6 +383,19 @@ impl LlmClient {
         Ok(content)
     }
 
+    /// A stable hash of what asking `messages` sends: the model, its sampling settings and every
+    /// message. Cache keys of answers use it, so a changed prompt or setting is asked again.
+    pub fn chat_hash(&self, messages: &[Message]) -> String {
+        let c = &self.config;
+        let settings = format!("{}|{}|{}|{}", c.model, c.temperature, c.max_tokens, c.seed);
+        let mut parts = vec![settings.as_str()];
+        for m in messages {
+            parts.push(&m.role);
+            parts.push(&m.content);
+        }
+        stable_hash(&parts)
+    }
+
     /// Asks `messages` and validates the answer with `check`; a rejected answer is re-asked in the
     /// same chat (the answer and the reason appended) up to `max_reasks` times.
     ///
@@ -533,15 +546,7 @@ impl Summarizer for LlmSummarizer {
     }
 
     fn prompt_hash(&self, history: &History) -> String {
-        let c = &self.client.config;
-        let settings = format!("{}|{}|{}|{}", c.model, c.temperature, c.max_tokens, c.seed);
-        let messages = self.template.render(history);
-        let mut parts = vec![settings.as_str()];
-        for m in &messages {
-            parts.push(&m.role);
-            parts.push(&m.content);
-        }
-        stable_hash(&parts)
+        self.client.chat_hash(&self.template.render(history))
     }
 
     fn summarize(&self, history: &History) -> Result<String> {
