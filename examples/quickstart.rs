@@ -33,7 +33,7 @@ use tears::baselines::{Ease, EaseConfig, EvalOptions, Fit, Popularity};
 use tears::data::loaders::format_date;
 use tears::data::{EvalSet, Split};
 use tears::model::recommend::{Recommendation, Request, ScrutableModel};
-use tears::recommender::{MissingProfile, Recommender, evaluate_with_profiles, save_model};
+use tears::recommender::{MissingProfile, Recommender, evaluate_with_profiles};
 use tears::summarize::History;
 use tears::summarize::edit::{favourite_from_history, insert_sentence, swap_genres};
 
@@ -49,9 +49,10 @@ fn main() -> Result<()> {
     );
 
     // 1. Accuracy on the test users.
-    let (pop, pop_step) =
-        baseline(&setup.dir.join("pop"), split, options.seed, |s, seed| Ok(Box::new(Popularity::fit(s, &(), seed)?)))?;
-    let (ease, ease_step) = baseline(&setup.dir.join("ease"), split, options.seed, |s, seed| {
+    let (pop, pop_step) = common::baseline(&setup.dir.join("pop"), split, options.seed, |s, seed| {
+        Ok(Box::new(Popularity::fit(s, &(), seed)?))
+    })?;
+    let (ease, ease_step) = common::baseline(&setup.dir.join("ease"), split, options.seed, |s, seed| {
         Ok(Box::new(Ease::fit(s, &EaseConfig::default(), seed)?))
     })?;
     setup.steps.extend([pop_step, ease_step]);
@@ -179,24 +180,6 @@ fn main() -> Result<()> {
         setup.dir.join(format!("tears-{backbone_name}")).display()
     );
     Ok(())
-}
-
-/// A baseline model directory: loaded when finished, else fitted and saved.
-fn baseline(
-    dir: &std::path::Path,
-    split: &Split,
-    seed: u64,
-    fit: impl FnOnce(&Split, u64) -> Result<Box<dyn Recommender>>,
-) -> Result<(Box<dyn Recommender>, common::Step)> {
-    let started = Instant::now();
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if common::finished(dir) {
-        let model = tears::baselines::load_model(dir, split).with_context(|| format!("loading {}", dir.display()))?;
-        return Ok((model, common::Step { what: name, took: started.elapsed(), reused: true }));
-    }
-    let model = fit(split, seed).with_context(|| format!("fitting {name}"))?;
-    save_model(model.as_ref(), split, seed, Some(started.elapsed().as_secs_f64()), dir)?;
-    Ok((model, common::Step { what: name, took: started.elapsed(), reused: false }))
 }
 
 /// The first test user with a summary and a favourite and least favourite genre (three rated

@@ -21,7 +21,7 @@ use tears::model::{
     AnyTextEncoder, BackboneChoice, LoadOptions, ScrutableRecommender, SummariesFile, TearsConfig, TearsTrainConfig,
     TextEncoderChoice, TrainInputs,
 };
-use tears::recommender::{Manifest, MissingProfile, Profile, Recommender};
+use tears::recommender::{Manifest, MissingProfile, Profile, Recommender, save_model};
 use tears::summarize::{BatchOptions, SummaryCache, TemplateSummarizer, UserSet, user_histories};
 use tears::vae::{BackboneKind, RunOptions};
 
@@ -237,7 +237,7 @@ pub fn setup(options: &Options) -> Result<Setup> {
 
 /// Template summaries of every user of `split`, written once to `path` (a summary cache) and read
 /// back as a summaries file.
-fn template_summaries(split: &Split, path: &Path) -> Result<SummariesFile> {
+pub fn template_summaries(split: &Split, path: &Path) -> Result<SummariesFile> {
     let summarizer = TemplateSummarizer::from_split(split);
     let jobs = user_histories(split, UserSet::All);
     let mut cache = SummaryCache::open(path)?;
@@ -274,6 +274,24 @@ pub fn progress(n: usize, what: &str) -> ProgressBar {
     }
     bar.set_message(what.to_string());
     bar
+}
+
+/// A baseline model directory: loaded when finished, else fitted and saved.
+pub fn baseline(
+    dir: &std::path::Path,
+    split: &Split,
+    seed: u64,
+    fit: impl FnOnce(&Split, u64) -> Result<Box<dyn Recommender>>,
+) -> Result<(Box<dyn Recommender>, Step)> {
+    let started = Instant::now();
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if finished(dir) {
+        let model = tears::baselines::load_model(dir, split).with_context(|| format!("loading {}", dir.display()))?;
+        return Ok((model, Step { what: name, took: started.elapsed(), reused: true }));
+    }
+    let model = fit(split, seed).with_context(|| format!("fitting {name}"))?;
+    save_model(model.as_ref(), split, seed, Some(started.elapsed().as_secs_f64()), dir)?;
+    Ok((model, Step { what: name, took: started.elapsed(), reused: false }))
 }
 
 struct TrainOrLoad<'a> {
@@ -369,7 +387,7 @@ impl BackendJob for TrainOrLoad<'_> {
 
 /// Embeds every summary the split's users need into `cache` (a progress bar; texts already in
 /// the cache cost nothing). Returns how many summaries there are.
-fn embed_summaries<B: burn::tensor::backend::Backend>(
+pub fn embed_summaries<B: burn::tensor::backend::Backend>(
     split: &Split,
     summaries: &SummariesFile,
     choice: &TextEncoderChoice,
