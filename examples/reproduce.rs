@@ -437,7 +437,9 @@ impl tears::backend::BackendJob for Job<'_> {
                 };
                 let t = Instant::now();
                 let reused = common::finished(&dir);
-                let mut model = self.train_or_load::<B>(m, seed, &dir, &cache, &device)?;
+                let mut model = self
+                    .train_or_load::<B>(m, seed, &dir, &cache, &device)
+                    .with_context(|| format!("{} of seed {seed} in {}", m.dir_name(), dir.display()))?;
                 println!(
                     "seed {seed} {:<18} {} in {:.1} s",
                     m.dir_name(),
