@@ -206,7 +206,7 @@ pub fn compare_diffs(diffs: &[f64]) -> Result<PairedComparison> {
 }
 
 /// Each user's mean over seeds: `runs[s][i]` is user i's value under seed s (every run over the
-/// same users in the same order). The pooled per-user values of [`metrics.md`]'s "pool over
+/// same users in the same order). The pooled per-user values of metrics.md's "pool over
 /// seeds", one per user.
 ///
 /// ```
