@@ -13,7 +13,10 @@ pub const LN_2PI: f32 = 1.837_877_1;
 
 /// Divides each row by its L2 norm plus `1e-10` (an all-zero row stays zero).
 pub fn l2_normalize_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-10);
+    // The clamp keeps the backward pass finite on an all-zero row (a user without a click, or
+    // without one in a MacridVAE concept): sqrt's derivative at 0 is infinite, and infinity times
+    // the zero gradient of the squares is NaN. Rows with any mass are computed exactly as before.
+    let norm = x.clone().powi_scalar(2).sum_dim(1).clamp_min(1e-20).sqrt().add_scalar(1e-10);
     x.div(norm)
 }
 
@@ -139,6 +142,19 @@ mod tests {
         let cols = rows[0].len();
         let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
         Tensor::from_data(TensorData::new(data, [rows.len(), cols]), &Default::default())
+    }
+
+    #[test]
+    fn normalizing_an_all_zero_row_has_a_finite_gradient() {
+        type A = burn::backend::Autodiff<Flex>;
+        let data = TensorData::new(vec![3.0f32, 4.0, 0.0, 0.0], [2, 2]);
+        let x = Tensor::<A, 2>::from_data(data, &Default::default()).require_grad();
+        let y = l2_normalize_rows(x.clone());
+        let out: Vec<f32> = y.clone().into_data().to_vec().expect("f32");
+        assert_eq!(out, vec![0.6, 0.8, 0.0, 0.0]);
+        let grads = y.mul_scalar(2.0).sum().backward();
+        let g: Vec<f32> = x.grad(&grads).expect("a gradient").into_data().to_vec().expect("f32");
+        assert!(g.iter().all(|v| v.is_finite()), "gradient {g:?}");
     }
 
     fn v(t: Tensor<T, 1>) -> Vec<f32> {
