@@ -288,8 +288,15 @@ impl ModelConfig {
             ModelConfig::MacridVae(c) => {
                 positive("dim", c.dim)?;
                 positive("concepts", c.concepts)?;
-                if c.tau <= 0.0 || c.gumbel_temperature <= 0.0 {
-                    return Err(VaeError::Config("tau and the Gumbel temperature must be positive".into()));
+                if c.gumbel_temperature.is_nan() || c.gumbel_temperature <= 0.0 {
+                    return Err(VaeError::Config("the Gumbel temperature must be positive".into()));
+                }
+                if c.tau.is_nan() || c.tau < crate::macrid::MIN_TAU {
+                    return Err(VaeError::Config(format!(
+                        "tau {} is below MacridVAE's smallest cosine temperature {}",
+                        c.tau,
+                        crate::macrid::MIN_TAU
+                    )));
                 }
                 dropout(c.dropout)
             }

@@ -58,7 +58,7 @@ pub use config::{BackboneKind, MacridConfig, ModelConfig, MultDaeConfig, MultVae
 pub use early_stopping::{Decision, EarlyStopping};
 pub use epochs::{EpochTask, run_epochs, write_train_log};
 pub use error::{Result, VaeError};
-pub use macrid::MacridVae;
+pub use macrid::{MIN_TAU, MacridVae};
 pub use model::{AnyBackbone, SavedBackbone, TrainSummary, Trained, load, load_backbone};
 pub use mult::{MultDae, MultVae};
 pub use noise::NoiseSource;
