@@ -530,12 +530,24 @@ impl Job<'_> {
                 common::baseline(dir, split, 0, |s, seed| Ok(Box::new(Ease::fit(s, &EaseConfig::default(), seed)?)))?.0,
             ),
             Model::Backbone(kind) => {
+                let model = kind.model_for(&split.meta.dataset);
                 if common::finished(dir) {
+                    let saved = tears::vae::SavedBackbone::read(dir, split)?;
+                    if saved.model != model {
+                        bail!(
+                            "{} holds {kind} trained with {}, but {}'s setting is now {}: remove that folder and \
+                             the TEARS folders built on it (tears-{kind}) to retrain them",
+                            dir.display(),
+                            serde_json::to_string(&saved.model)?,
+                            split.meta.dataset,
+                            serde_json::to_string(&model)?
+                        );
+                    }
                     Loaded::Plain(tears::vae::load::<B::InnerBackend>(dir, split, device)?)
                 } else {
                     let base = kind.default_train();
                     let train = tears::vae::TrainConfig { seed, epochs: cap(base.epochs), ..base };
-                    Loaded::Plain(tears::vae::fit_config::<B>(&kind.default_model(), split, &train, &run, device)?.0)
+                    Loaded::Plain(tears::vae::fit_config::<B>(&model, split, &train, &run, device)?.0)
                 }
             }
             Model::Scrutable(profile, backbone) => {

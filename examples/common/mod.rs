@@ -327,7 +327,7 @@ impl BackendJob for TrainOrLoad<'_> {
             );
             let train = tears::vae::TrainConfig { patience: Some(10), seed: self.seed, ..kind.default_train() };
             let run = RunOptions { out_dir: Some(backbone_dir.clone()), resume: true, progress: true };
-            tears::vae::fit_config::<B>(&kind.default_model(), split, &train, &run, &device)
+            tears::vae::fit_config::<B>(&kind.model_for(&split.meta.dataset), split, &train, &run, &device)
                 .with_context(|| format!("training {}", kind.name()))?
                 .0
         };

@@ -401,6 +401,37 @@ fn train_a_backbone_resume_it_and_evaluate_it() {
     }
 }
 
+#[test]
+fn macridvae_takes_its_hyper_parameters_from_flags_and_refuses_a_tiny_tau() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = synthetic_split(dir.path());
+    let out = dir.path().join("macridvae");
+    let train = |extra: &[&str]| {
+        tears()
+            .args(["train", "macridvae", "--epochs", "1", "--no-progress", "--split"])
+            .arg(&split)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .expect("train")
+    };
+    let run = train(&["--concepts", "2", "--dim", "16", "--tau", "0.2", "--beta-cap", "0.5"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("json");
+    let model = &manifest["hyper_parameters"]["model"];
+    assert_eq!((model["concepts"].as_u64(), model["dim"].as_u64()), (Some(2), Some(16)), "{model}");
+    let close = |key: &str, want: f64| (model[key].as_f64().expect(key) - want).abs() < 1e-6;
+    assert!(close("tau", 0.2) && close("beta_cap", 0.5), "{model}");
+    // Flags left out keep the benchmark's setting (the reference values on synthetic data).
+    assert!(close("sigma0", 0.075), "{model}");
+    let run = train(&["--tau", "0.01", "--restart"]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("tau 0.01") && err.contains("0.02"), "{err}");
+}
+
 /// Reads a float32 `.npy` file: (shape, values).
 fn read_npy(path: &std::path::Path) -> ((usize, usize), Vec<f32>) {
     let bytes = std::fs::read(path).expect("npy");

@@ -54,6 +54,24 @@ impl BackboneKind {
         }
     }
 
+    /// The hyper-parameters this backbone uses on benchmark `dataset` (a split's
+    /// `meta.dataset`): the setting chosen on that benchmark's validation users where a grid was
+    /// run ([`MacridConfig::ML1M_GPT4`]), the reference values ([`BackboneKind::default_model`])
+    /// everywhere else.
+    ///
+    /// ```
+    /// use tears_vae::{BackboneKind, MacridConfig, ModelConfig};
+    /// let chosen = BackboneKind::MacridVae.model_for("ml1m-gpt4");
+    /// assert_eq!(chosen, ModelConfig::MacridVae(MacridConfig::ML1M_GPT4));
+    /// assert_eq!(BackboneKind::MacridVae.model_for("ml100k"), BackboneKind::MacridVae.default_model());
+    /// ```
+    pub fn model_for(self, dataset: &str) -> ModelConfig {
+        match (self, dataset) {
+            (BackboneKind::MacridVae, "ml1m-gpt4") => ModelConfig::MacridVae(MacridConfig::ML1M_GPT4),
+            _ => self.default_model(),
+        }
+    }
+
     /// The reference hyper-parameters of this backbone.
     pub fn default_model(self) -> ModelConfig {
         match self {
@@ -209,6 +227,21 @@ pub struct MacridConfig {
     pub beta_cap: f32,
     /// beta = min(cap, updates / (anneal_epochs · batches per epoch)) (5).
     pub anneal_epochs: f32,
+}
+
+impl MacridConfig {
+    /// The setting chosen for `ml1m-gpt4` on its validation users (`examples/macrid_grid`, the
+    /// grid in docs/results.md): K = 2 concepts of d = 600, tau = 0.2, the reference KL cap.
+    pub const ML1M_GPT4: MacridConfig = MacridConfig {
+        dim: 600,
+        concepts: 2,
+        tau: 0.2,
+        gumbel_temperature: 1.0,
+        dropout: 0.5,
+        sigma0: 0.075,
+        beta_cap: 0.2,
+        anneal_epochs: 5.0,
+    };
 }
 
 impl Default for MacridConfig {

@@ -8,7 +8,7 @@ use clap::Args;
 use tears::backend::BackendJob;
 use tears::baselines::Recommender;
 use tears::data::Split;
-use tears::vae::{BackboneKind, ModelConfig, RunOptions, TrainConfig, TrainReport};
+use tears::vae::{BackboneKind, MacridConfig, ModelConfig, RunOptions, TrainConfig, TrainReport};
 
 use super::{ScheduleArgs, TrainTarget};
 use crate::common::{BackendFlag, load_split};
@@ -27,6 +27,57 @@ pub struct BackboneArgs {
     restart: bool,
 }
 
+/// `tears train macridvae`: the common flags and MacridVAE's hyper-parameters. A flag left out
+/// takes the benchmark's setting ([`BackboneKind::model_for`]: the one chosen on `ml1m-gpt4`'s
+/// validation users there, Ma et al.'s reference values elsewhere).
+#[derive(Debug, Args)]
+pub struct MacridArgs {
+    #[command(flatten)]
+    common: BackboneArgs,
+    #[command(flatten)]
+    macrid: MacridFlags,
+}
+
+impl MacridArgs {
+    /// The common flags and the MacridVAE ones.
+    pub fn split(self) -> (BackboneArgs, MacridFlags) {
+        (self.common, self.macrid)
+    }
+}
+
+/// MacridVAE's hyper-parameters on the command line.
+#[derive(Debug, Args)]
+pub struct MacridFlags {
+    /// Number of concepts K.
+    #[arg(long)]
+    concepts: Option<usize>,
+    /// Item-embedding and per-concept latent size d.
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Cosine temperature tau (at least 0.02).
+    #[arg(long)]
+    tau: Option<f32>,
+    /// Largest KL weight beta.
+    #[arg(long)]
+    beta_cap: Option<f32>,
+}
+
+impl MacridFlags {
+    /// `model` with the flags that were given.
+    pub fn apply(&self, model: ModelConfig) -> ModelConfig {
+        match model {
+            ModelConfig::MacridVae(c) => ModelConfig::MacridVae(MacridConfig {
+                concepts: self.concepts.unwrap_or(c.concepts),
+                dim: self.dim.unwrap_or(c.dim),
+                tau: self.tau.unwrap_or(c.tau),
+                beta_cap: self.beta_cap.unwrap_or(c.beta_cap),
+                ..c
+            }),
+            other => other,
+        }
+    }
+}
+
 /// Trains a VAE backbone on the chosen backend.
 struct BackboneTrainJob {
     model: ModelConfig,
@@ -42,10 +93,12 @@ impl BackendJob for BackboneTrainJob {
     }
 }
 
-pub fn run(kind: BackboneKind, a: BackboneArgs) -> Result<()> {
+pub fn run(kind: BackboneKind, a: BackboneArgs, tweak: impl FnOnce(ModelConfig) -> ModelConfig) -> Result<()> {
     let backend = a.backend.kind();
     let split = load_split(&a.target.split)?;
     let train = a.schedule.apply(kind.default_train(), a.target.seed);
+    let model = tweak(kind.model_for(&split.meta.dataset));
+    model.validate().context("the model's hyper-parameters")?;
     let select_k = train.select_k;
     println!(
         "training {kind} on {} ({} training users, {} items) with {}: {} epochs, batch {}, lr {}",
@@ -57,9 +110,10 @@ pub fn run(kind: BackboneKind, a: BackboneArgs) -> Result<()> {
         train.batch_size,
         train.lr
     );
+    println!("hyper-parameters: {}", serde_json::to_string(&model).unwrap_or_default());
     let run = RunOptions { out_dir: Some(a.target.out.clone()), resume: !a.restart, progress: !a.target.no_progress };
     let started = Instant::now();
-    let job = BackboneTrainJob { model: kind.default_model(), split, train, run };
+    let job = BackboneTrainJob { model, split, train, run };
     let (_, report) = tears::backend::run(backend, job)?
         .with_context(|| format!("training {kind} on {}", a.target.split.display()))?;
     let seconds = started.elapsed().as_secs_f64();

@@ -60,7 +60,7 @@ enum TrainModel {
         name = BackboneKind::MacridVae.name(),
         mut_args(ScheduleArgs::defaults_in_help(BackboneKind::MacridVae.default_train()))
     )]
-    MacridVae(backbone::BackboneArgs),
+    MacridVae(backbone::MacridArgs),
     /// TEARS: an editable summary text through a sentence encoder, alone (`--backbone none`,
     /// TEARS Base) or fused with a trained backbone (alpha = 1: text only).
     Tears(scrutable::ScrutableArgs),
@@ -72,10 +72,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     match a.model {
         TrainModel::Ease(a) => ease::run(a),
         TrainModel::Pop(a) => pop::run(a),
-        TrainModel::MultDae(a) => backbone::run(BackboneKind::MultDae, a),
-        TrainModel::MultVae(a) => backbone::run(BackboneKind::MultVae, a),
-        TrainModel::RecVae(a) => backbone::run(BackboneKind::RecVae, a),
-        TrainModel::MacridVae(a) => backbone::run(BackboneKind::MacridVae, a),
+        TrainModel::MultDae(a) => backbone::run(BackboneKind::MultDae, a, |m| m),
+        TrainModel::MultVae(a) => backbone::run(BackboneKind::MultVae, a, |m| m),
+        TrainModel::RecVae(a) => backbone::run(BackboneKind::RecVae, a, |m| m),
+        TrainModel::MacridVae(a) => {
+            let (common, macrid) = a.split();
+            backbone::run(BackboneKind::MacridVae, common, |m| macrid.apply(m))
+        }
         TrainModel::Tears(a) => scrutable::run(tears::model::ProfileSource::Text, a),
         TrainModel::Gers(a) => scrutable::run(tears::model::ProfileSource::Genres, a),
     }
