@@ -3,8 +3,8 @@
 //! shared data is absent), with frozen, cached profile vectors.
 //!
 //! Per mini-batch of 500 users: the dense click rows and the profile rows, the frozen RecVAE
-//! encoder's forward pass (input dropout 0.5), the linear head `384 → 2 · 200`, three samples, three
-//! decodes `200 → items` with their multinomial NLLs, the Gaussian W2 and KL terms, the backward
+//! encoder's forward pass (input dropout 0.5), the linear head `384 → 2 · 200`, the samples, the
+//! three logits `200 → items` (two decodes and their mix) with their multinomial NLLs, the Gaussian W2 and KL terms, the backward
 //! pass through the head and the decoder, and AdamW. No validation, no checkpoint (those are in
 //! `tears train`'s own timing).
 //!
@@ -17,6 +17,8 @@
 //! `benches/peers/tears_torch.py --split DIR` (same shapes, batch, threads). Throughput is counted
 //! in dense matmul FLOPs (see [`flops_per_user`]).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tears::data::{DatasetName, Interactions, PrepareOptions, Split, Values, prepare};
+use tears::data::{Interactions, Split, Values};
 use tears::model::encoder::{ProfileEncoder, TextEncoderChoice};
 use tears::model::nets::Fused;
 use tears::model::train::{TearsTask, TrainingData, Validation};
@@ -36,17 +38,6 @@ use tears::vae::{EpochTask, Fingerprint, RecVae, RecVaeConfig};
 
 /// all-MiniLM-L6-v2's embedding width.
 const PROFILE_DIM: usize = 384;
-
-fn split() -> Split {
-    let options = PrepareOptions::default();
-    match prepare(DatasetName::Ml1mGpt4, &options) {
-        Ok(p) => p.split,
-        Err(e) => {
-            eprintln!("ml1m-gpt4 unavailable ({e}); benchmarking the synthetic dataset");
-            prepare(DatasetName::Synthetic, &options).expect("the synthetic dataset").split
-        }
-    }
-}
 
 /// Seeded unit vectors, one per training user.
 fn profiles(users: usize) -> Array2<f32> {
@@ -61,13 +52,14 @@ fn profiles(users: usize) -> Array2<f32> {
 
 /// Dense-matmul FLOPs of one user's step: the frozen encoder forward only (`items → 600`, four
 /// `600 → 600`, two `600 → 200`); the head forward and weight gradient (`384 → 400`; its input is
-/// data); three decodes forward and their weight gradients, and the input gradients of the two
-/// decodes whose latent depends on the head (the backbone's latent has no trainable parents).
+/// data); two decodes forward (RecVAE's decoder is affine, so the mixed latent's logits are the
+/// mix of the text and backbone logits) and their weight gradients, and the input gradient of the
+/// text decode (the backbone's latent has no trainable parents).
 fn flops_per_user(n_items: usize, c: &RecVaeConfig) -> f64 {
     let (h, l, n, d) = (c.hidden as f64, c.latent as f64, n_items as f64, PROFILE_DIM as f64);
     let encoder = 2.0 * (n * h + (c.layers as f64 - 1.0) * h * h + 2.0 * h * l);
     let head = 2.0 * 2.0 * d * 2.0 * l;
-    let decoder = 2.0 * l * n * (3.0 + 3.0 + 2.0);
+    let decoder = 2.0 * l * n * (2.0 + 2.0 + 1.0);
     encoder + head + decoder
 }
 
@@ -123,16 +115,8 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, split: &Split) {
 }
 
 fn bench(c: &mut Criterion) {
-    let split = split();
-    #[cfg(feature = "flex")]
-    bench_backend::<burn::backend::Flex>(c, if cfg!(feature = "x86-v4") { "flex-x86v4" } else { "flex" }, &split);
-    #[cfg(feature = "ndarray")]
-    bench_backend::<burn::backend::NdArray>(c, "ndarray", &split);
-    #[cfg(feature = "cuda")]
-    if tears::backend::cuda_probe().is_ok() {
-        bench_backend::<burn::backend::Cuda>(c, "cuda", &split);
-    }
-    let _ = (c, &split);
+    let split = common::split();
+    common::each_backend!(bench_backend, c, &split);
 }
 
 criterion_group!(benches, bench);

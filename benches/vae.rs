@@ -11,23 +11,14 @@
 //! ```
 //! The PyTorch peer is `benches/peers/vae_torch.py --bench` (docs/benchmarks-vae.md).
 
+mod common;
+
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
-use tears::data::{DatasetName, PrepareOptions, Split, prepare};
+use tears::data::Split;
 use tears::vae::{BackboneKind, MacridVae, ModelConfig, MultDae, MultVae, RecVae, TrainConfig, Trainable, Trainer};
-
-fn split() -> Split {
-    let options = PrepareOptions::default();
-    match prepare(DatasetName::Ml1mGpt4, &options) {
-        Ok(p) => p.split,
-        Err(e) => {
-            eprintln!("ml1m-gpt4 unavailable ({e}); benchmarking the synthetic dataset");
-            prepare(DatasetName::Synthetic, &options).expect("the synthetic dataset").split
-        }
-    }
-}
 
 /// Dense-matmul FLOPs of one user's forward and backward pass: a layer `d_in → d_out` costs
 /// `2·d_in·d_out` forward, as much again for its weight gradient, and as much again for its input
@@ -120,16 +111,8 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, split: &Split) {
 }
 
 fn benches(c: &mut Criterion) {
-    let split = split();
-    #[cfg(feature = "flex")]
-    bench_backend::<burn::backend::Flex>(c, if cfg!(feature = "x86-v4") { "flex-x86v4" } else { "flex" }, &split);
-    #[cfg(feature = "ndarray")]
-    bench_backend::<burn::backend::NdArray>(c, "ndarray", &split);
-    #[cfg(feature = "cuda")]
-    if tears::backend::cuda_probe().is_ok() {
-        bench_backend::<burn::backend::Cuda>(c, "cuda", &split);
-    }
-    let _ = (c, &split);
+    let split = common::split();
+    common::each_backend!(bench_backend, c, &split);
 }
 
 criterion_group!(vae, benches);

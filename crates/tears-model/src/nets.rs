@@ -338,10 +338,20 @@ impl<B: Backend, M: Backbone<B> + ModuleDisplay> Scrutable<B> for Fused<B, M> {
         let post_r = bb.encode(x.clone(), mode);
         let z_s = self.normalize(bb.sample(&post_s, mode));
         let z_r = self.normalize(bb.sample(&post_r, mode));
-        let z_c = self.mix(z_s.clone(), z_r.clone(), alpha);
-        let nll_fused = multinomial_nll(bb.decode(z_c, mode), x.clone()).mean();
-        let nll_profile = multinomial_nll(bb.decode(z_s, mode), x.clone()).mean();
-        let nll_backbone = multinomial_nll(bb.decode(z_r, mode), x).mean();
+        let (logits_c, logits_s, logits_r) = if bb.affine_decoder() && self.latent().concepts <= 1 {
+            // The mix is not renormalised and the decoder is affine, so the mixed latent's
+            // logits are the mix of the other two: one product less forward, and in the backward
+            // pass one weight gradient and one input gradient less.
+            let s = bb.decode(z_s, mode);
+            let r = bb.decode(z_r, mode);
+            (s.clone().mul_scalar(alpha).add(r.clone().mul_scalar(1.0 - alpha)), s, r)
+        } else {
+            let c = bb.decode(self.mix(z_s.clone(), z_r.clone(), alpha), mode);
+            (c, bb.decode(z_s, mode), bb.decode(z_r, mode))
+        };
+        let nll_fused = multinomial_nll(logits_c, x.clone()).mean();
+        let nll_profile = multinomial_nll(logits_s, x.clone()).mean();
+        let nll_backbone = multinomial_nll(logits_r, x).mean();
         let alignment = alignment_distance(&post_s, &post_r, weights.alignment)?;
         let kl = profile_kl(&post_s, &nll_fused);
         let total = nll_fused

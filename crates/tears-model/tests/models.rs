@@ -90,15 +90,22 @@ fn batch(rows: usize, items: usize, dim: usize) -> (Tensor<A, 2>, Tensor<A, 2>) 
     (x, e)
 }
 
+/// `backbone` fused with a text head for 16-wide profiles, its configuration, and its item count.
+fn fused<M>(backbone: M) -> (Fused<A, M>, TearsConfig, usize)
+where
+    M: tears_vae::Trainable<A> + ModuleDisplay,
+{
+    let config = TearsConfig { backbone: BackboneChoice::of(backbone.kind()), ..TearsConfig::default() };
+    let items = backbone.n_items();
+    (Fused::new(backbone, &config, 16, 3, &Default::default()), config, items)
+}
+
 fn check_gradients<M>(backbone: M, name: &str)
 where
     M: tears_vae::Trainable<A> + ModuleDisplay,
     M::InnerModule: ModuleDisplay,
 {
-    let device = Default::default();
-    let config = TearsConfig { backbone: BackboneChoice::of(backbone.kind()), ..TearsConfig::default() };
-    let items = backbone.n_items();
-    let model = Fused::new(backbone, &config, 16, 3, &device);
+    let (model, config, items) = fused(backbone);
     let grads = || {
         let (x, e) = batch(8, items, 16);
         let noise = NoiseSource::new(0, 0);
@@ -110,6 +117,49 @@ where
     assert!(decoder > 0, "{name}: the decoder got no gradient");
     let whole = GradientsParams::from_module(&mut grads(), &model.backbone).len();
     assert_eq!(whole, decoder, "{name}: parameters outside the decoder got gradients");
+}
+
+/// The fused NLL at evaluation (means, no dropout) against decoding the mixed latent directly.
+fn check_fused_nll<M>(backbone: M, name: &str, affine: bool)
+where
+    M: tears_vae::Trainable<A> + ModuleDisplay,
+    M::InnerModule: ModuleDisplay,
+{
+    assert_eq!(backbone.affine_decoder(), affine, "{name}");
+    let (model, config, items) = fused(backbone);
+    let (x, e) = batch(8, items, 16);
+    for alpha in [0.0f32, 0.3, 0.5, 1.0] {
+        let loss = model.loss(x.clone(), e.clone(), alpha, &Weights::at(&config, 0), Mode::Eval).expect("loss");
+        let fused = model.latents(Some(x.clone()), e.clone(), alpha).fused;
+        let direct = tears_vae::ops::multinomial_nll(model.backbone.decode(fused, Mode::Eval), x.clone()).mean();
+        let (got, want) = (loss.nll_fused.into_scalar(), direct.into_scalar());
+        assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{name} at alpha {alpha}: {got} against {want}");
+    }
+}
+
+#[test]
+fn the_fused_nll_equals_decoding_the_mixed_latent_with_or_without_the_affine_shortcut() {
+    let device = Default::default();
+    check_fused_nll(
+        MultDae::<A>::new(&MultDaeConfig { hidden: 12, ..MultDaeConfig::default() }, 40, 0, &device),
+        "multdae",
+        true,
+    );
+    check_fused_nll(
+        RecVae::<A>::new(&RecVaeConfig { hidden: 16, latent: 6, layers: 2, ..RecVaeConfig::default() }, 40, 0, &device),
+        "recvae",
+        true,
+    );
+    check_fused_nll(
+        MultVae::<A>::new(&MultVaeConfig { hidden: 16, latent: 6, ..MultVaeConfig::default() }, 40, 0, &device),
+        "multvae",
+        false,
+    );
+    check_fused_nll(
+        MacridVae::<A>::new(&MacridConfig { dim: 6, concepts: 3, ..MacridConfig::default() }, 40, 0, &device),
+        "macridvae",
+        false,
+    );
 }
 
 #[test]

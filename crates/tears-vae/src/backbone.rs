@@ -179,6 +179,13 @@ pub trait Backbone<B: Backend>: Module<B> + Clone + core::fmt::Debug {
     /// assignment is Gumbel-sampled when `mode` trains).
     fn decode(&self, z: Tensor<B, 2>, mode: Mode<'_>) -> Tensor<B, 2>;
 
+    /// Whether [`Backbone::decode`] is one affine layer, in every mode: then
+    /// `decode(a·z1 + (1 − a)·z2) = a·decode(z1) + (1 − a)·decode(z2)`, which lets the fusion
+    /// model score a mixed latent from the two latents it decodes anyway (Mult-DAE and RecVAE).
+    fn affine_decoder(&self) -> bool {
+        false
+    }
+
     /// The training loss on binary click rows `x` with KL weight `beta`.
     fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B>;
 

@@ -63,6 +63,10 @@ impl<B: Backend> Backbone<B> for MultDae<B> {
         self.decoder.forward(z)
     }
 
+    fn affine_decoder(&self) -> bool {
+        true
+    }
+
     fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
         let posterior = self.encode(x.clone(), mode);
         let logits = self.decode(posterior.mu, mode);

@@ -121,6 +121,10 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
         self.decoder.forward(z)
     }
 
+    fn affine_decoder(&self) -> bool {
+        true
+    }
+
     /// `mean_u [NLL_u + gamma |x_u| (log q(z_u|x_u) − log p(z_u))]` with one Monte-Carlo sample
     /// (`beta` is not used: the KL weight is per user); the NLL alone in [`Phase::Decoder`].
     fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
