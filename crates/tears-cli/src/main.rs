@@ -7,6 +7,7 @@ mod embed;
 mod evaluate;
 mod prepare;
 mod recommend;
+mod serve;
 mod summarize;
 mod summary_stats;
 mod train;
@@ -41,6 +42,10 @@ enum Command {
     /// Recommend for one profile (a typed or edited summary, a file, or a split user) with a
     /// trained TEARS or GERS model, optionally with explanations.
     Recommend(Box<recommend::RecommendArgs>),
+    /// Serve the interactive scrutable page and its JSON API for a trained TEARS model: pick a
+    /// user of --split or start as a new one, edit the summary, move alpha, watch the list
+    /// (127.0.0.1 only unless --allow-remote).
+    Serve(Box<serve::ServeArgs>),
     /// Run a controllability experiment on a trained TEARS or GERS model: swap the favourite and
     /// least favourite genre (large), append a description of a held-out item (small), or
     /// "More / Less {genre}" profiles (guided); per alpha, with the edited profiles written out.
@@ -70,6 +75,7 @@ fn main() {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Embed(a) => embed::run(*a),
         Command::Recommend(a) => recommend::run(*a),
+        Command::Serve(a) => serve::run(*a),
         Command::Control(a) => control::run(*a),
         Command::SummaryStats(a) => summary_stats::run(*a),
     };

@@ -637,6 +637,64 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
     let run = tears().args(["recommend", "--summary", "Westerns.", "--model"]).arg(&backbone).output().expect("run");
     assert!(String::from_utf8_lossy(&run.stderr).contains("tears, gers"), "{}", String::from_utf8_lossy(&run.stderr));
 
+    // `tears serve`: the page and its API for the split's users, on loopback; a non-loopback
+    // address is refused without --allow-remote.
+    let run = tears().args(["serve", "--addr", "0.0.0.0:0", "--model"]).arg(&model).output().expect("run");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("--allow-remote"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let child = tears()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--split"])
+        .arg(&split)
+        .arg("--model")
+        .arg(&model)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tears serve");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let get = |path: &str, body: Option<&str>| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+        let (method, body) = body.map_or(("GET", ""), |b| ("POST", b));
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).ok()?;
+        stream.write_all(body.as_bytes()).ok()?;
+        let mut out = String::new();
+        stream.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let started = std::time::Instant::now();
+    let users = loop {
+        if let Some(answer) = get("/api/users", None) {
+            break answer;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "tears serve did not answer");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(users.starts_with("HTTP/1.1 200") && users.contains("\"has_summary\":true"), "{users}");
+    let answer =
+        get("/api/recommend", Some(&format!("{{\"user\": {user}, \"alpha\": 0.5, \"k\": 3}}"))).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"rank\":3"), "{answer}");
+    let answer = get("/api/recommend", Some("{\"k\": 3")).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("malformed JSON"), "{answer}");
+    drop(_server);
+
     // The controllability experiments: results, a table and the edited texts, one line per edit.
     for (experiment, header) in [("large", "| alpha | Δ_up | Δ_down |"), ("guided", "More"), ("small", "rank")] {
         let out = dir.path().join(format!("control-{experiment}"));

@@ -381,7 +381,7 @@ where
     ) -> Result<(Box<dyn ScrutableRecommender>, TearsReport)>
     where
         S: Scrutable<A> + AutodiffModule<A>,
-        S::InnerModule: Scrutable<A::InnerBackend> + 'static,
+        S::InnerModule: Scrutable<A::InnerBackend> + Sync + 'static,
     {
         let started = Instant::now();
         let split = self.inputs.split;
@@ -545,7 +545,7 @@ fn load_from<B: Backend + 'static>(
     let alpha = record.alpha_star.unwrap_or(record.train.select_alpha);
     let hyper = manifest.hyper_parameters.clone();
     let positive_above = record.positive_above;
-    fn wrap<B: Backend + 'static, S: Scrutable<B> + 'static>(
+    fn wrap<B: Backend + 'static, S: Scrutable<B> + Sync + 'static>(
         model: S,
         encoder: Arc<ProfileEncoder<B>>,
         device: &B::Device,

@@ -111,8 +111,14 @@ impl<B: Backend> AnyTextEncoder<B> {
     }
 }
 
-/// Turns profiles into vectors: texts through a text encoder (memoised in memory, and on disk
-/// for BERT when a cache folder is given), or genre vectors from fold-in ratings.
+/// How many floats the in-memory memo of text vectors holds at most (128 MiB); past that it is
+/// cleared and refilled, so that a long-running server that embeds every text a client sends
+/// stays bounded.
+pub const MEMO_FLOATS: usize = 1 << 25;
+
+/// Turns profiles into vectors: texts through a text encoder (memoised in memory, up to
+/// [`MEMO_FLOATS`] floats, and on disk for BERT when a cache folder is given), or genre vectors
+/// from fold-in ratings.
 #[derive(Debug)]
 pub enum ProfileEncoder<B: Backend> {
     /// Summaries through a text encoder.
@@ -329,6 +335,12 @@ impl<B: Backend> ProfileEncoder<B> {
                 }
             };
             let mut memo = memo.lock().map_err(|_| poisoned())?;
+            // Bounded: a long-running server embeds every text a client sends.
+            let limit = MEMO_FLOATS / t.identity.dim.max(1);
+            if memo.len() + todo.len() > limit {
+                tracing::debug!(entries = memo.len(), limit, "the embedding memo is full: cleared");
+                memo.clear();
+            }
             for (t, v) in todo.iter().zip(fresh) {
                 memo.insert((*t).to_string(), v);
             }

@@ -416,22 +416,28 @@ impl ScrutableModel {
         Ok(rows)
     }
 
-    /// Scores `[profiles.len(), items]` of one history under several profiles at `alpha`.
+    /// Scores `[profiles.len(), items]` of one history under several profiles at `alpha`
+    /// ([`ScrutableModel::score_matrix_shared`], kept for callers that hold the model mutably).
     ///
     /// # Errors
     /// A failed encoding or scoring.
     pub fn score_matrix(&mut self, history: &[(u64, f32)], profiles: &[Profile], alpha: f32) -> Result<Array2<f32>> {
+        self.score_matrix_shared(history, profiles, alpha)
+    }
+
+    /// Scores `[profiles.len(), items]` of one history under several profiles at `alpha`,
+    /// through a shared reference (the model's stored alpha is neither read nor changed).
+    ///
+    /// # Errors
+    /// A failed encoding or scoring.
+    pub fn score_matrix_shared(&self, history: &[(u64, f32)], profiles: &[Profile], alpha: f32) -> Result<Array2<f32>> {
         let one = self.history_row(history)?;
         let mut rows = UserRows::new();
         for _ in profiles {
             rows.push(0, one.row(0).iter().copied());
         }
         let refs: Vec<Option<&Profile>> = profiles.iter().map(Some).collect();
-        let before = self.model.alpha();
-        self.model.set_alpha(alpha);
-        let scores = self.model.score_with_profiles(&rows, &refs);
-        self.model.set_alpha(before);
-        let scores = scores?;
+        let scores = self.model.score_at_alpha(&rows, &refs, alpha)?;
         let expected = (profiles.len(), self.items.len());
         if scores.dim() != expected {
             return Err(TearsError::Model(tears_core::ModelError::Numerical(format!(
@@ -442,12 +448,23 @@ impl ScrutableModel {
         Ok(scores)
     }
 
-    /// Answers `request`.
+    /// Answers `request` ([`ScrutableModel::recommend_shared`], kept for callers that hold
+    /// the model mutably).
+    ///
+    /// # Errors
+    /// As [`ScrutableModel::recommend_shared`].
+    pub fn recommend(&mut self, request: &Request) -> Result<Recommendation> {
+        self.recommend_shared(request)
+    }
+
+    /// Answers `request` through a shared reference: a `ScrutableModel` is `Send + Sync`, so
+    /// one loaded model (in an `Arc`) answers requests from several threads at once, each at
+    /// its own alpha.
     ///
     /// # Errors
     /// [`TearsError::BadRequest`] for an empty summary, alpha outside [0, 1], k = 0, an item id
     /// the model does not know, a summary given to GERS or a genre vector given to TEARS.
-    pub fn recommend(&mut self, request: &Request) -> Result<Recommendation> {
+    pub fn recommend_shared(&self, request: &Request) -> Result<Recommendation> {
         if request.k == 0 {
             return Err(bad_request("k must be at least 1"));
         }
@@ -470,7 +487,7 @@ impl ScrutableModel {
             asked
         };
         let seen = self.seen(&request.history);
-        let scores = self.score_matrix(&request.history, std::slice::from_ref(&profile), alpha)?;
+        let scores = self.score_matrix_shared(&request.history, std::slice::from_ref(&profile), alpha)?;
         let scores = scores.row(0).to_vec();
         let top = top_k(&scores, &seen, request.k);
         let mut items: Vec<RecommendedItem> = top
@@ -540,7 +557,7 @@ impl ScrutableModel {
 
     #[allow(clippy::too_many_arguments)]
     fn explain(
-        &mut self,
+        &self,
         history: &[(u64, f32)],
         profile: &Profile,
         text: Option<&str>,
@@ -550,11 +567,11 @@ impl ScrutableModel {
         items: &mut [RecommendedItem],
     ) -> Result<()> {
         let base = self.model.backbone() == crate::config::BackboneChoice::None;
-        let at1 = self.score_matrix(history, std::slice::from_ref(profile), 1.0)?;
+        let at1 = self.score_matrix_shared(history, std::slice::from_ref(profile), 1.0)?;
         let at0 = if history.is_empty() || base {
             None
         } else {
-            Some(self.score_matrix(history, std::slice::from_ref(profile), 0.0)?)
+            Some(self.score_matrix_shared(history, std::slice::from_ref(profile), 0.0)?)
         };
         // Leave one sentence out: all variants in one batch (one encoder call).
         let summary = text.unwrap_or_default();
@@ -565,7 +582,8 @@ impl ScrutableModel {
         } else {
             Vec::new()
         };
-        let without = if variants.is_empty() { None } else { Some(self.score_matrix(history, &variants, alpha)?) };
+        let without =
+            if variants.is_empty() { None } else { Some(self.score_matrix_shared(history, &variants, alpha)?) };
         for (item, &j) in items.iter_mut().zip(top) {
             let mut effects: Vec<SentenceEffect> = match &without {
                 None => Vec::new(),
@@ -679,6 +697,13 @@ mod tests {
         assert_eq!(sentences, split_sentences(text));
         assert_eq!(sentences, vec!["Likes war.", "Hates gore.", "Lately, comedies."]);
         assert!(Edit::RemoveSentence(0).apply_to_text("Summary: Only one.").is_err());
+    }
+
+    #[test]
+    fn a_scrutable_model_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<ScrutableModel>();
+        shared::<Box<dyn ScrutableRecommender>>();
     }
 
     #[test]

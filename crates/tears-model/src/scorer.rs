@@ -21,7 +21,11 @@ pub const WEIGHTS_FILE: &str = "weights.mpk";
 
 /// A scrutable recommender whose mixing weight alpha can be changed (alpha = 1: the profile
 /// alone; alpha = 0: the backbone alone). What `tears evaluate` and applications hold.
-pub trait ScrutableRecommender: Recommender {
+///
+/// It is `Send + Sync`: one trained model can answer requests from several threads at once
+/// through [`ScrutableRecommender::score_at_alpha`], which takes alpha as an argument instead of
+/// reading the one [`ScrutableRecommender::set_alpha`] stored.
+pub trait ScrutableRecommender: Recommender + Send + Sync {
     /// The current alpha.
     fn alpha(&self) -> f32;
     /// Sets alpha (clamped to [0, 1]; a Base model ignores it and stays at 1).
@@ -30,6 +34,19 @@ pub trait ScrutableRecommender: Recommender {
     fn alpha_star(&self) -> Option<f32>;
     /// The backbone fused with.
     fn backbone(&self) -> BackboneChoice;
+    /// Item scores `[foldin.len(), items]` at `alpha` (clamped to [0, 1]; a Base model scores
+    /// at 1) whatever alpha is set, with the profiles of
+    /// [`Recommender::score_with_profiles`]; takes `&self`, so a shared model serves requests
+    /// at different alphas concurrently.
+    ///
+    /// # Errors
+    /// As [`Recommender::score_with_profiles`].
+    fn score_at_alpha(
+        &self,
+        foldin: &UserRows,
+        profiles: &[Option<&Profile>],
+        alpha: f32,
+    ) -> tears_core::Result<Array2<f32>>;
 }
 
 /// A trained network `S` on backend `B` with its profile encoder.
@@ -72,6 +89,11 @@ impl<B: Backend, S: Scrutable<B>> Scorer<B, S> {
         self.hyper_parameters = hyper_parameters;
         self.alpha_star = alpha_star;
         self
+    }
+
+    /// Sets alpha (clamped to [0, 1]; a Base model ignores it and stays at 1).
+    pub fn set_alpha(&mut self, alpha: f32) {
+        self.alpha = if self.model.choice() == BackboneChoice::None { 1.0 } else { alpha.clamp(0.0, 1.0) };
     }
 
     /// The network.
@@ -148,12 +170,22 @@ impl<B: Backend, S: Scrutable<B>> Scorer<B, S> {
     /// # Errors
     /// As [`Scorer::profile_tensor`]; an item out of range.
     pub fn scores(&self, foldin: &UserRows, profiles: &[Option<&Profile>]) -> Result<Array2<f32>> {
+        self.scores_at(foldin, profiles, self.alpha)
+    }
+
+    /// [`Scorer::scores`] at `alpha` instead of the alpha set (clamped to [0, 1]; a Base model
+    /// scores at 1).
+    ///
+    /// # Errors
+    /// As [`Scorer::scores`].
+    pub fn scores_at(&self, foldin: &UserRows, profiles: &[Option<&Profile>], alpha: f32) -> Result<Array2<f32>> {
         let n_items = self.model.n_items();
         if foldin.is_empty() {
             return Ok(Array2::zeros((0, n_items)));
         }
         let base = self.model.choice() == BackboneChoice::None;
-        let x = if !base && self.alpha < 1.0 {
+        let alpha = if base { 1.0 } else { alpha.clamp(0.0, 1.0) };
+        let x = if !base && alpha < 1.0 {
             let n = self.model.n_items();
             let x = Interactions::from_rows(foldin, n, Values::Binary { positive_above: self.positive_above })?;
             let all: Vec<usize> = (0..x.n_rows()).collect();
@@ -161,8 +193,8 @@ impl<B: Backend, S: Scrutable<B>> Scorer<B, S> {
         } else {
             None
         };
-        let e = if base || self.alpha > 0.0 { Some(self.profile_tensor(foldin, profiles)?) } else { None };
-        let scores = self.model.scores(x, e, self.alpha)?;
+        let e = if base || alpha > 0.0 { Some(self.profile_tensor(foldin, profiles)?) } else { None };
+        let scores = self.model.scores(x, e, alpha)?;
         let flat = scores.into_data().to_vec::<f32>().map_err(|e| {
             TearsError::Model(ModelError::Numerical(format!("reading scores back from the device: {e:?}")))
         })?;
@@ -212,13 +244,13 @@ impl<B: Backend, S: Scrutable<B>> Recommender for Scorer<B, S> {
     }
 }
 
-impl<B: Backend, S: Scrutable<B>> ScrutableRecommender for Scorer<B, S> {
+impl<B: Backend, S: Scrutable<B> + Sync> ScrutableRecommender for Scorer<B, S> {
     fn alpha(&self) -> f32 {
         self.alpha
     }
 
     fn set_alpha(&mut self, alpha: f32) {
-        self.alpha = if self.model.choice() == BackboneChoice::None { 1.0 } else { alpha.clamp(0.0, 1.0) };
+        Scorer::set_alpha(self, alpha);
     }
 
     fn alpha_star(&self) -> Option<f32> {
@@ -227,5 +259,15 @@ impl<B: Backend, S: Scrutable<B>> ScrutableRecommender for Scorer<B, S> {
 
     fn backbone(&self) -> BackboneChoice {
         self.model.choice()
+    }
+
+    fn score_at_alpha(
+        &self,
+        foldin: &UserRows,
+        profiles: &[Option<&Profile>],
+        alpha: f32,
+    ) -> tears_core::Result<Array2<f32>> {
+        tears_core::recommender::check_profiles(foldin, profiles)?;
+        Ok(self.scores_at(foldin, profiles, alpha)?)
     }
 }

@@ -11,8 +11,7 @@ use tears_core::{EvalOptions, MissingProfile, Profile, Recommender, evaluate_wit
 use tears_data::split::UserRows;
 use tears_data::{EvalSet, Split};
 use tears_model::{
-    Alignment, BackboneChoice, Fused, ProfileEncoder, Scorer, Scrutable, ScrutableRecommender, TearsConfig,
-    TearsTrainConfig, Weights,
+    Alignment, BackboneChoice, Fused, ProfileEncoder, Scorer, Scrutable, TearsConfig, TearsTrainConfig, Weights,
 };
 use tears_vae::{
     MacridConfig, MacridVae, Mode, MultDae, MultDaeConfig, MultVae, MultVaeConfig, NoiseSource, RecVae, RecVaeConfig,
