@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use tears::backend::BackendJob;
 use tears::data::{EvalSet, Split};
 use tears::model::control::{
-    self, ControlOptions, EditLog, EditSource, GuidedResult, LargeScopeResult, LlmEdits, OfflineEdits, SmallScopeResult,
+    self, ControlOptions, EditLog, EditSource, GuidedResult, LargeScopeResult, LlmEdits, OfflineEdits,
+    SmallScopeResult, plot,
 };
 use tears::model::recommend::{ItemTable, ScrutableModel};
 use tears::model::{LoadOptions, SummariesFile};
@@ -54,7 +55,8 @@ pub struct ControlArgs {
     /// The split the model was trained on.
     #[arg(long)]
     split: PathBuf,
-    /// The output directory: results.json, table.md and edits.jsonl (created if needed).
+    /// The output directory: results.json, table.md, figure.svg and edits.jsonl (created if
+    /// needed).
     #[arg(long)]
     out: PathBuf,
     /// The summaries (default: the file recorded in the model directory).
@@ -278,7 +280,115 @@ pub fn run(a: ControlArgs) -> Result<()> {
     write_edits(&a.out.join("edits.jsonl"), edits)?;
     tears::data::io::write_atomic(&a.out.join("table.md"), |w| w.write_all(table.as_bytes()))
         .with_context(|| format!("writing {}", a.out.join("table.md").display()))?;
+    let svg = match &output {
+        Output::Large(r) => plot::large_scope_svg(&[(&name, r)])?,
+        Output::Small(r) => plot::small_scope_svg(&[(&name, r)])?,
+        Output::Guided(r) => plot::guided_svg(&name, r)?,
+    };
+    write_text(&a.out.join("figure.svg"), &svg)?;
     println!("{table}");
-    println!("({:.1?}; results.json, table.md and edits.jsonl in {})", started.elapsed(), a.out.display());
+    println!("({:.1?}; results.json, table.md, figure.svg and edits.jsonl in {})", started.elapsed(), a.out.display());
+    Ok(())
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    tears::data::io::write_atomic(path, |w| w.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[derive(Debug, Args)]
+pub struct ControlFigureArgs {
+    /// Output directories of `tears control` runs of one experiment (`large` or `small`: one
+    /// line per directory; `guided`: exactly one). A run is labelled by its `--label`, else by
+    /// its directory's name.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Labels of the runs, in order (default: the directory names).
+    #[arg(long, num_args = 1..)]
+    label: Vec<String>,
+    /// The SVG file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A `results.json` of any of the three experiments.
+enum AnyResult {
+    Large(LargeScopeResult),
+    Small(SmallScopeResult),
+    Guided(GuidedResult),
+}
+
+impl AnyResult {
+    /// Reads `text`, telling the experiment by its fields (guided: `genres`; small-scope:
+    /// `rank_range`; large-scope: the rest).
+    fn parse(text: &str) -> serde_json::Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        Ok(if value.get("genres").is_some() {
+            AnyResult::Guided(serde_json::from_value(value)?)
+        } else if value.get("rank_range").is_some() {
+            AnyResult::Small(serde_json::from_value(value)?)
+        } else {
+            AnyResult::Large(serde_json::from_value(value)?)
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            AnyResult::Large(_) => "large",
+            AnyResult::Small(_) => "small",
+            AnyResult::Guided(_) => "guided",
+        }
+    }
+}
+
+/// `tears control-figure`: one figure over several runs of an experiment.
+pub fn figure(a: ControlFigureArgs) -> Result<()> {
+    if !a.label.is_empty() && a.label.len() != a.runs.len() {
+        anyhow::bail!("{} labels for {} runs: give one --label per run or none", a.label.len(), a.runs.len());
+    }
+    let mut runs = Vec::with_capacity(a.runs.len());
+    for (i, dir) in a.runs.iter().enumerate() {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let result = AnyResult::parse(&text).with_context(|| {
+            format!("{}: not the results.json of a tears control run (large, small or guided)", path.display())
+        })?;
+        let label = match a.label.get(i) {
+            Some(l) => l.clone(),
+            None => {
+                dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+            }
+        };
+        runs.push((label, result));
+    }
+    let kind = runs[0].1.kind();
+    if let Some((label, other)) = runs.iter().find(|(_, r)| r.kind() != kind) {
+        anyhow::bail!(
+            "run {label} is a {} experiment, the first is {kind}: a figure draws one experiment",
+            other.kind()
+        );
+    }
+    let svg = match kind {
+        "large" => {
+            let rs: Vec<(&str, &LargeScopeResult)> = runs
+                .iter()
+                .filter_map(|(l, r)| if let AnyResult::Large(r) = r { Some((l.as_str(), r)) } else { None })
+                .collect();
+            plot::large_scope_svg(&rs)?
+        }
+        "small" => {
+            let rs: Vec<(&str, &SmallScopeResult)> = runs
+                .iter()
+                .filter_map(|(l, r)| if let AnyResult::Small(r) = r { Some((l.as_str(), r)) } else { None })
+                .collect();
+            plot::small_scope_svg(&rs)?
+        }
+        _ => match runs.as_slice() {
+            [(label, AnyResult::Guided(r))] => plot::guided_svg(label, r)?,
+            _ => anyhow::bail!("a guided figure shows one model: give one run ({} given)", runs.len()),
+        },
+    };
+    write_text(&a.out, &svg)?;
+    println!("wrote {} ({kind}-scope figure of {} run(s))", a.out.display(), runs.len());
     Ok(())
 }

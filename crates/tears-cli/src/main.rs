@@ -50,6 +50,9 @@ enum Command {
     /// least favourite genre (large), append a description of a held-out item (small), or
     /// "More / Less {genre}" profiles (guided); per alpha, with the edited profiles written out.
     Control(Box<control::ControlArgs>),
+    /// Draw one SVG figure over several `tears control` runs of the same experiment (Δ against
+    /// alpha per model; rank change against alpha per model; guided change per genre).
+    ControlFigure(control::ControlFigureArgs),
     /// Are the summaries user-specific? Length in words, and word-level edit distance and BLEU
     /// between pairs of different users' summaries (a seeded sample).
     SummaryStats(Box<summary_stats::SummaryStatsArgs>),
@@ -77,6 +80,7 @@ fn main() {
         Command::Recommend(a) => recommend::run(*a),
         Command::Serve(a) => serve::run(*a),
         Command::Control(a) => control::run(*a),
+        Command::ControlFigure(a) => control::figure(a),
         Command::SummaryStats(a) => summary_stats::run(*a),
     };
     if let Err(e) = result {

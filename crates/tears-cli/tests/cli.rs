@@ -712,6 +712,10 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
             serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results")).expect("json");
         let table = std::fs::read_to_string(out.join("table.md")).expect("table");
         assert!(table.contains(header), "{experiment}: {table}");
+        let figure = std::fs::read_to_string(out.join("figure.svg")).expect("figure");
+        let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        assert!(figure.starts_with("<svg") && figure.contains(&name), "{experiment}: the model's name labels it");
+        assert!(figure.contains("alpha (0 = history only, 1 = text only)"), "{experiment}: an alpha axis");
         let edits = std::fs::read_to_string(out.join("edits.jsonl")).expect("edits");
         for line in edits.lines() {
             let e: serde_json::Value = serde_json::from_str(line).expect("an edit per line");
@@ -727,6 +731,28 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
             assert_eq!(results["per_user"].as_array().map(Vec::len), Some(counted as usize));
         }
     }
+    // One figure over several runs of an experiment, each labelled; experiments do not mix.
+    let figure = dir.path().join("large.svg");
+    let large = dir.path().join("control-large");
+    let stdout = ok(tears()
+        .args(["control-figure", "--label", "first", "second", "--out"])
+        .arg(&figure)
+        .args([&large, &large])
+        .output()
+        .expect("control-figure"));
+    assert!(stdout.contains("large-scope figure of 2 run(s)"), "{stdout}");
+    let svg = std::fs::read_to_string(&figure).expect("figure");
+    for label in ["first Δ_up", "first Δ_down", "second Δ_up", "second Δ_down"] {
+        assert!(svg.contains(label), "{label}");
+    }
+    let run = tears()
+        .args(["control-figure", "--out"])
+        .arg(dir.path().join("mixed.svg"))
+        .args([large, dir.path().join("control-guided")])
+        .output()
+        .expect("control-figure");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("is a guided experiment, the first is large"));
     // The same with the LLM's edits (a loopback stand-in): the answers are cached, a rerun asks nothing.
     let server = tears::summarize::mock::MockServer::start(|_, req| {
         let first = req.json()["messages"][0]["content"].as_str().unwrap_or_default().to_string();

@@ -44,6 +44,7 @@ use crate::error::{Result, TearsError};
 use crate::recommend::{Edit, ScrutableModel};
 
 mod edits;
+pub mod plot;
 pub use edits::{EditSource, LlmEdits, OfflineEdits, Outcome, Swap, Target};
 
 /// Settings shared by the experiments.

@@ -44,6 +44,9 @@ pub enum TearsError {
     /// an unknown item id, ...).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A figure that could not be drawn (no results, a drawing failure).
+    #[error("drawing a figure: {0}")]
+    Plot(String),
     /// A profile of the wrong kind or size was given to a model.
     #[error("profile of user {user}: {message}")]
     BadProfile {
