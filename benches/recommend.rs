@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
     };
     let split = tears::data::Split::load(&split_dir).expect("the split");
     let device = Default::default();
-    let mut model = if model_dir.join(ITEMS_FILE).is_file() {
+    let model = if model_dir.join(ITEMS_FILE).is_file() {
         ScrutableModel::open::<Bk>(&model_dir, &LoadOptions::default(), &device).expect("the model")
     } else {
         let loaded = tears::model::load::<Bk>(&model_dir, &split, &LoadOptions::default(), &device).expect("the model");

@@ -85,7 +85,7 @@ impl BackendJob for Measure<'_> {
         // that every request runs the encoder.
         let loaded =
             tears::model::load::<B::InnerBackend>(&setup.tears_dir(), &setup.split, &LoadOptions::default(), &device)?;
-        let mut model = ScrutableModel::new(loaded, setup.items());
+        let model = ScrutableModel::new(loaded, setup.items());
         let text = setup.test_summary(0).context("a summary")?.to_string();
         let history = setup.test_history(0);
         let ask = |i: usize, explain: bool| Request {

@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         args.positional.clone()
     };
     let items = setup.items();
-    let mut model = ScrutableModel::new(setup.tears, items);
+    let model = ScrutableModel::new(setup.tears, items);
     for sentence in &sentences {
         let started = std::time::Instant::now();
         let answer = model.recommend(&Request::summary(sentence.as_str(), 10))?;

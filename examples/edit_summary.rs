@@ -37,7 +37,7 @@ fn main() -> Result<()> {
         .context("a favourite and a least favourite genre")?;
     let sentences = split_sentences(&text);
     let items = setup.items();
-    let mut model = ScrutableModel::new(setup.tears, items);
+    let model = ScrutableModel::new(setup.tears, items);
     let ask = |summary: &str| Request { history: history.clone(), alpha, ..Request::summary(summary, 10) };
     let original = model.recommend(&ask(&text))?;
     println!(

@@ -41,7 +41,7 @@ fn main() -> Result<()> {
         println!("  [{i}] {s}");
     }
     let items = setup.items();
-    let mut model = ScrutableModel::new(setup.tears, items);
+    let model = ScrutableModel::new(setup.tears, items);
     let request = Request { history, alpha, explain: true, ..Request::summary(&text, 10) };
     let started = Instant::now();
     let answer = model.recommend(&request)?;

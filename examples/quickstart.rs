@@ -141,7 +141,7 @@ fn main() -> Result<()> {
     for ch in swapped.record.changes.iter().take(6) {
         println!("   '{}' -> '{}'", ch.from, ch.to);
     }
-    let at = |model: &mut ScrutableModel, summary: &str, alpha: f32| -> Result<Recommendation> {
+    let at = |model: &ScrutableModel, summary: &str, alpha: f32| -> Result<Recommendation> {
         Ok(model.recommend(&Request {
             history: history.clone(),
             alpha: Some(alpha),

@@ -136,7 +136,7 @@ impl BackendJob for Job<'_> {
         let a = self.args;
         let options = LoadOptions { encoder_dir: a.encoder_dir.clone(), embedding_cache: None };
         let loaded = tears::model::load::<B::InnerBackend>(&a.model, self.split, &options, &device)?;
-        let mut model = ScrutableModel::new(loaded, ItemTable::new(self.split.items.clone()));
+        let model = ScrutableModel::new(loaded, ItemTable::new(self.split.items.clone()));
         let set = match a.set {
             SetArg::Test => EvalSet::Test,
             SetArg::Validation => EvalSet::Validation,
@@ -162,9 +162,9 @@ impl BackendJob for Job<'_> {
             None => &mut offline,
         };
         let out = match a.experiment {
-            Experiment::Large => Output::Large(control::large_scope(&mut model, &users, &options, source, &mut tick)?),
-            Experiment::Small => Output::Small(control::small_scope(&mut model, &users, &options, source, &mut tick)?),
-            Experiment::Guided => Output::Guided(control::guided(&mut model, &users, &options, &mut tick)?),
+            Experiment::Large => Output::Large(control::large_scope(&model, &users, &options, source, &mut tick)?),
+            Experiment::Small => Output::Small(control::small_scope(&model, &users, &options, source, &mut tick)?),
+            Experiment::Guided => Output::Guided(control::guided(&model, &users, &options, &mut tick)?),
         };
         bar.finish_and_clear();
         if let Some(l) = &llm {

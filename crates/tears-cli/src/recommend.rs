@@ -95,7 +95,7 @@ struct Job<'a> {
 impl BackendJob for Job<'_> {
     type Output = tears::model::Result<Recommendation>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let mut model = match self.split {
+        let model = match self.split {
             Some(split) if !self.dir.join(tears::recommender::ITEMS_FILE).is_file() => {
                 let loaded = tears::model::load::<B::InnerBackend>(self.dir, split, &self.options, &device)?;
                 ScrutableModel::new(loaded, ItemTable::new(split.items.clone()))

@@ -265,7 +265,7 @@ fn profile_text(p: &Profile) -> String {
 /// # Errors
 /// Bad options; a failed encoding or scoring.
 pub fn large_scope(
-    model: &mut ScrutableModel,
+    model: &ScrutableModel,
     users: &[ControlUser],
     options: &ControlOptions,
     source: &mut dyn EditSource,
@@ -402,7 +402,7 @@ pub struct GuidedResult {
 /// # Errors
 /// Bad options; a failed encoding or scoring.
 pub fn guided(
-    model: &mut ScrutableModel,
+    model: &ScrutableModel,
     users: &[ControlUser],
     options: &ControlOptions,
     progress: &mut dyn FnMut(usize),
@@ -537,7 +537,7 @@ pub struct SmallScopeResult {
 /// # Errors
 /// Bad options, a GERS model; a failed encoding or scoring.
 pub fn small_scope(
-    model: &mut ScrutableModel,
+    model: &ScrutableModel,
     users: &[ControlUser],
     options: &ControlOptions,
     source: &mut dyn EditSource,

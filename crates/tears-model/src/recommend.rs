@@ -416,21 +416,12 @@ impl ScrutableModel {
         Ok(rows)
     }
 
-    /// Scores `[profiles.len(), items]` of one history under several profiles at `alpha`
-    /// ([`ScrutableModel::score_matrix_shared`], kept for callers that hold the model mutably).
-    ///
-    /// # Errors
-    /// A failed encoding or scoring.
-    pub fn score_matrix(&mut self, history: &[(u64, f32)], profiles: &[Profile], alpha: f32) -> Result<Array2<f32>> {
-        self.score_matrix_shared(history, profiles, alpha)
-    }
-
     /// Scores `[profiles.len(), items]` of one history under several profiles at `alpha`,
     /// through a shared reference (the model's stored alpha is neither read nor changed).
     ///
     /// # Errors
     /// A failed encoding or scoring.
-    pub fn score_matrix_shared(&self, history: &[(u64, f32)], profiles: &[Profile], alpha: f32) -> Result<Array2<f32>> {
+    pub fn score_matrix(&self, history: &[(u64, f32)], profiles: &[Profile], alpha: f32) -> Result<Array2<f32>> {
         let one = self.history_row(history)?;
         let mut rows = UserRows::new();
         for _ in profiles {
@@ -448,15 +439,6 @@ impl ScrutableModel {
         Ok(scores)
     }
 
-    /// Answers `request` ([`ScrutableModel::recommend_shared`], kept for callers that hold
-    /// the model mutably).
-    ///
-    /// # Errors
-    /// As [`ScrutableModel::recommend_shared`].
-    pub fn recommend(&mut self, request: &Request) -> Result<Recommendation> {
-        self.recommend_shared(request)
-    }
-
     /// Answers `request` through a shared reference: a `ScrutableModel` is `Send + Sync`, so
     /// one loaded model (in an `Arc`) answers requests from several threads at once, each at
     /// its own alpha.
@@ -464,7 +446,7 @@ impl ScrutableModel {
     /// # Errors
     /// [`TearsError::BadRequest`] for an empty summary, alpha outside [0, 1], k = 0, an item id
     /// the model does not know, a summary given to GERS or a genre vector given to TEARS.
-    pub fn recommend_shared(&self, request: &Request) -> Result<Recommendation> {
+    pub fn recommend(&self, request: &Request) -> Result<Recommendation> {
         if request.k == 0 {
             return Err(bad_request("k must be at least 1"));
         }
@@ -487,7 +469,7 @@ impl ScrutableModel {
             asked
         };
         let seen = self.seen(&request.history);
-        let scores = self.score_matrix_shared(&request.history, std::slice::from_ref(&profile), alpha)?;
+        let scores = self.score_matrix(&request.history, std::slice::from_ref(&profile), alpha)?;
         let scores = scores.row(0).to_vec();
         let top = top_k(&scores, &seen, request.k);
         let mut items: Vec<RecommendedItem> = top
@@ -567,11 +549,11 @@ impl ScrutableModel {
         items: &mut [RecommendedItem],
     ) -> Result<()> {
         let base = self.model.backbone() == crate::config::BackboneChoice::None;
-        let at1 = self.score_matrix_shared(history, std::slice::from_ref(profile), 1.0)?;
+        let at1 = self.score_matrix(history, std::slice::from_ref(profile), 1.0)?;
         let at0 = if history.is_empty() || base {
             None
         } else {
-            Some(self.score_matrix_shared(history, std::slice::from_ref(profile), 0.0)?)
+            Some(self.score_matrix(history, std::slice::from_ref(profile), 0.0)?)
         };
         // Leave one sentence out: all variants in one batch (one encoder call).
         let summary = text.unwrap_or_default();
@@ -582,8 +564,7 @@ impl ScrutableModel {
         } else {
             Vec::new()
         };
-        let without =
-            if variants.is_empty() { None } else { Some(self.score_matrix_shared(history, &variants, alpha)?) };
+        let without = if variants.is_empty() { None } else { Some(self.score_matrix(history, &variants, alpha)?) };
         for (item, &j) in items.iter_mut().zip(top) {
             let mut effects: Vec<SentenceEffect> = match &without {
                 None => Vec::new(),

@@ -83,7 +83,7 @@ fn bad_request(result: tears_model::Result<tears_model::recommend::Recommendatio
 #[test]
 fn top_k_excludes_seen_items_and_carries_titles_from_the_item_table() {
     let f = informative();
-    let mut model = open(trained("rec-tears", ProfileSource::Text));
+    let model = open(trained("rec-tears", ProfileSource::Text));
     let (text, history) = user(0);
     let request = Request { history: history.clone(), alpha: Some(0.5), ..Request::summary(&text, 15) };
     let r = model.recommend(&request).expect("recommend");
@@ -107,7 +107,7 @@ fn top_k_excludes_seen_items_and_carries_titles_from_the_item_table() {
 
 #[test]
 fn a_cold_start_user_is_served_at_alpha_one_and_told_so() {
-    let mut model = open(trained("rec-tears", ProfileSource::Text));
+    let model = open(trained("rec-tears", ProfileSource::Text));
     let sentence = "I love animated musicals and hate gore.";
     let cold = model.recommend(&Request { alpha: Some(0.3), ..Request::summary(sentence, 10) }).expect("cold start");
     assert!(cold.cold_start);
@@ -126,7 +126,7 @@ fn a_cold_start_user_is_served_at_alpha_one_and_told_so() {
 
 #[test]
 fn leaving_one_sentence_out_agrees_with_scoring_the_edited_summary() {
-    let mut model = open(trained("rec-tears", ProfileSource::Text));
+    let model = open(trained("rec-tears", ProfileSource::Text));
     let (text, history) = user(2);
     let sentences = split_sentences(&text);
     assert!(sentences.len() >= 2, "the template summary has several sentences: {text}");
@@ -168,7 +168,7 @@ fn leaving_one_sentence_out_agrees_with_scoring_the_edited_summary() {
 
 #[test]
 fn edits_rerank_and_bad_requests_are_named() {
-    let mut model = open(trained("rec-tears", ProfileSource::Text));
+    let model = open(trained("rec-tears", ProfileSource::Text));
     let (text, history) = user(3);
     let base = Request { history: history.clone(), alpha: Some(1.0), ..Request::summary(&text, 10) };
     let before = model.recommend(&base).expect("recommend");
@@ -196,7 +196,7 @@ fn edits_rerank_and_bad_requests_are_named() {
 
 #[test]
 fn gers_swaps_genres_through_the_same_request() {
-    let mut model = open(trained("rec-gers", ProfileSource::Genres));
+    let model = open(trained("rec-gers", ProfileSource::Genres));
     let space = model.genres().expect("a GERS model has genres").clone();
     let (_, history) = user(0);
     let own = model
@@ -245,9 +245,9 @@ fn control_options() -> ControlOptions {
 
 #[test]
 fn large_scope_swaps_move_the_lists_and_alpha_zero_does_not_see_them() {
-    let mut model = open(trained_long());
+    let model = open(trained_long());
     let users = control_users(&model);
-    let r = tears_model::control::large_scope(&mut model, &users, &control_options(), &mut OfflineEdits, &mut |_| {})
+    let r = tears_model::control::large_scope(&model, &users, &control_options(), &mut OfflineEdits, &mut |_| {})
         .expect("large");
     assert_eq!(r.counted + r.discarded.total(), users.len());
     assert!(r.counted >= users.len() / 2, "{} of {} counted: {:?}", r.counted, users.len(), r.discarded);
@@ -269,9 +269,9 @@ fn large_scope_swaps_move_the_lists_and_alpha_zero_does_not_see_them() {
 
 #[test]
 fn guided_more_raises_the_genre() {
-    let mut model = open(trained_long());
+    let model = open(trained_long());
     let users = control_users(&model);
-    let r = tears_model::control::guided(&mut model, &users, &control_options(), &mut |_| {}).expect("guided");
+    let r = tears_model::control::guided(&model, &users, &control_options(), &mut |_| {}).expect("guided");
     assert_eq!((r.users, r.genres.len(), r.edits.len()), (users.len(), 10, 20));
     assert!(r.edits.iter().any(|e| e.edited.starts_with("Summary: More ") && e.edited.ends_with(" movies")));
     let mut raised = 0;
@@ -287,11 +287,10 @@ fn guided_more_raises_the_genre() {
 
 #[test]
 fn small_scope_targets_are_ranked_in_range_and_gers_has_no_sentences() {
-    let mut model = open(trained_long());
+    let model = open(trained_long());
     let users = control_users(&model);
     let options = control_options();
-    let r =
-        tears_model::control::small_scope(&mut model, &users, &options, &mut OfflineEdits, &mut |_| {}).expect("small");
+    let r = tears_model::control::small_scope(&model, &users, &options, &mut OfflineEdits, &mut |_| {}).expect("small");
     assert_eq!(r.counted + r.discarded.total(), users.len());
     assert!(r.counted > 0, "{:?}", r.discarded);
     for u in &r.per_user {
@@ -300,13 +299,13 @@ fn small_scope_targets_are_ranked_in_range_and_gers_has_no_sentences() {
     }
     assert_eq!(r.rows[0].rank_change.mean, 0.0);
     // GERS: large-scope swaps vector entries; small-scope has nothing to insert a sentence into.
-    let mut gers = open(trained("rec-gers", ProfileSource::Genres));
+    let gers = open(trained("rec-gers", ProfileSource::Genres));
     let users = control_users(&gers);
     assert!(users.iter().all(|u| u.profile.as_vector().is_some()));
-    let r = tears_model::control::large_scope(&mut gers, &users, &options, &mut OfflineEdits, &mut |_| {})
-        .expect("gers large");
+    let r =
+        tears_model::control::large_scope(&gers, &users, &options, &mut OfflineEdits, &mut |_| {}).expect("gers large");
     assert!(r.counted > 0 && r.edits.iter().all(|e| e.edited.starts_with('[')), "{:?}", r.discarded);
-    let err = tears_model::control::small_scope(&mut gers, &users, &options, &mut OfflineEdits, &mut |_| {})
+    let err = tears_model::control::small_scope(&gers, &users, &options, &mut OfflineEdits, &mut |_| {})
         .expect_err("gers small");
     assert!(matches!(err, TearsError::BadRequest(m) if m.contains("TEARS")));
 }
@@ -323,7 +322,7 @@ fn asked_summary(request: &tears_summarize::mock::MockRequest) -> (String, Vec<S
 fn llm_edits_follow_the_authors_protocol_discard_bad_answers_and_are_cached() {
     use tears_model::control::LlmEdits;
     use tears_summarize::mock::{MockReply, MockServer};
-    let mut model = open(trained_long());
+    let model = open(trained_long());
     let mut users = control_users(&model);
     users.truncate(8);
     let refused = users[0].profile.as_text().expect("a summary").to_string();
@@ -354,7 +353,7 @@ fn llm_edits_follow_the_authors_protocol_discard_bad_answers_and_are_cached() {
     };
     let options = control_options();
     let mut llm = LlmEdits::new(client(), &cache).expect("edits");
-    let first = tears_model::control::large_scope(&mut model, &users, &options, &mut llm, &mut |_| {}).expect("large");
+    let first = tears_model::control::large_scope(&model, &users, &options, &mut llm, &mut |_| {}).expect("large");
     // The user whose answers never parse is discarded with the reason; the others are counted
     // with the genres the LLM named and the text it wrote.
     assert_eq!(first.counted + first.discarded.total(), users.len());
@@ -371,8 +370,7 @@ fn llm_edits_follow_the_authors_protocol_discard_bad_answers_and_are_cached() {
     // that was answered and reproduces the numbers; only the refused user is asked again.
     drop(llm);
     let mut again = LlmEdits::new(client(), &cache).expect("edits");
-    let second =
-        tears_model::control::large_scope(&mut model, &users, &options, &mut again, &mut |_| {}).expect("again");
+    let second = tears_model::control::large_scope(&model, &users, &options, &mut again, &mut |_| {}).expect("again");
     assert_eq!(second.per_user, first.per_user);
     assert_eq!(again.cache_counts(), (first.counted, 0), "each counted user's swap from the cache, nothing new stored");
     let refused_asks = asked - 2 * first.counted;
@@ -385,7 +383,7 @@ fn llm_edits_follow_the_authors_protocol_discard_bad_answers_and_are_cached() {
     drop(again);
     // Small-scope with the LLM: three descriptions per target, the median rank reported.
     let mut llm = LlmEdits::new(client(), &cache).expect("edits");
-    let small = tears_model::control::small_scope(&mut model, &users, &options, &mut llm, &mut |_| {}).expect("small");
+    let small = tears_model::control::small_scope(&model, &users, &options, &mut llm, &mut |_| {}).expect("small");
     for u in &small.per_user {
         assert_eq!(u.sentences.len(), 3);
         assert!(u.sentences.iter().all(|s| s == "a crew plans one last daring heist"));
@@ -405,14 +403,14 @@ fn llm_edits_follow_the_authors_protocol_discard_bad_answers_and_are_cached() {
 #[test]
 fn a_server_that_refuses_every_request_stops_the_llm_edits() {
     use tears_summarize::mock::{MockReply, MockServer};
-    let mut model = open(trained_long());
+    let model = open(trained_long());
     let users = control_users(&model);
     let server = MockServer::start(|_, _| MockReply::Status { status: 401, retry_after: None, body: "bad key".into() })
         .expect("mock");
     let dir = tempfile::tempdir().expect("tmp");
     let client = tears_summarize::LlmClient::new(tears_summarize::LlmConfig::new(&server.url(), "m")).expect("client");
     let mut llm = tears_model::control::LlmEdits::new(client, &dir.path().join("a.jsonl")).expect("edits");
-    let err = tears_model::control::large_scope(&mut model, &users, &control_options(), &mut llm, &mut |_| {})
+    let err = tears_model::control::large_scope(&model, &users, &control_options(), &mut llm, &mut |_| {})
         .expect_err("a 401 stops the experiment");
     assert!(matches!(err, TearsError::Summarize(tears_summarize::SummarizeError::Http { status: 401, .. })), "{err}");
     assert_eq!(server.requests(), 1, "no second user is asked after a fatal answer");

@@ -160,41 +160,11 @@ pub struct UserDetail {
     /// Its sentences (what a click removes).
     pub sentences: Vec<String>,
     /// The fold-in history, most recent first.
-    pub history: Vec<HistoryEntryOut>,
+    pub history: Vec<HistoryEntry>,
     /// Favourite genre (highest mean rating, three items or more).
     pub favourite_genre: Option<String>,
     /// Least favourite genre.
     pub least_favourite_genre: Option<String>,
-}
-
-/// A history entry in [`UserDetail`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryEntryOut {
-    /// Source item id.
-    pub item: u64,
-    /// Title.
-    pub title: String,
-    /// Year.
-    pub year: Option<i32>,
-    /// Genres.
-    pub genres: Vec<String>,
-    /// Stars.
-    pub rating: f32,
-    /// When.
-    pub timestamp: i64,
-}
-
-impl From<&HistoryEntry> for HistoryEntryOut {
-    fn from(h: &HistoryEntry) -> Self {
-        HistoryEntryOut {
-            item: h.item,
-            title: h.title.clone(),
-            year: h.year,
-            genres: h.genres.clone(),
-            rating: h.rating,
-            timestamp: h.timestamp,
-        }
-    }
 }
 
 fn user_index(s: &Shared, id: u64) -> Result<usize, ApiError> {
@@ -211,7 +181,7 @@ pub(crate) async fn user(State(s): AppState, Path(id): Path<String>) -> Result<J
         set: u.set.to_string(),
         sentences: u.summary.as_deref().map(split_sentences).unwrap_or_default(),
         summary: u.summary.clone(),
-        history: u.history.iter().rev().map(HistoryEntryOut::from).collect(),
+        history: u.history.iter().rev().cloned().collect(),
         favourite_genre: u.favourite.as_ref().map(|f| f.0.clone()),
         least_favourite_genre: u.favourite.as_ref().map(|f| f.1.clone()),
     }))
@@ -337,7 +307,7 @@ async fn run_model(s: &Arc<Shared>, request: ModelRequest) -> Result<(Recommenda
     let shared = s.clone();
     let job = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let answer = shared.model.recommend_shared(&request);
+        let answer = shared.model.recommend(&request);
         drop(turn);
         (answer, started.elapsed().as_secs_f64() * 1e3)
     });

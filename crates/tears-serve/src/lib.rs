@@ -53,8 +53,8 @@ use tears_model::recommend::ScrutableModel;
 use tokio::sync::Semaphore;
 
 pub use api::{
-    EditBody, EditResponse, ExplainedResponse, HistoryEntryOut, HistoryInput, InfoResponse, RecommendBody,
-    RecommendResponse, UserDetail, UserSummary, UsersResponse,
+    EditBody, EditResponse, ExplainedResponse, HistoryInput, InfoResponse, RecommendBody, RecommendResponse,
+    UserDetail, UserSummary, UsersResponse,
 };
 pub use error::{ApiError, ServeError};
 pub use users::{HistoryEntry, SplitUser, users_from_split};

@@ -1,14 +1,14 @@
 //! The split users the page offers: their history (what the model folds in) and stored summary.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tears_core::Profiles;
 use tears_data::split::EvalUsers;
 use tears_data::{Item, Split};
 use tears_summarize::History;
 use tears_summarize::edit::favourite_from_history;
 
-/// One rated item of a user's history, as the page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One rated item of a user's history, as the page shows it (and `GET /api/users/{id}` answers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Source item id.
     pub item: u64,

@@ -92,7 +92,7 @@ fn reference(body: &Value) -> Vec<u64> {
         k: body["k"].as_u64().map_or(10, |k| k as usize),
         explain: false,
     };
-    server.model().recommend_shared(&request).expect("recommend").items.iter().map(|i| i.item).collect()
+    server.model().recommend(&request).expect("recommend").items.iter().map(|i| i.item).collect()
 }
 
 fn a_user_with_a_summary() -> (u64, String) {
