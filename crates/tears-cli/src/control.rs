@@ -278,8 +278,7 @@ pub fn run(a: ControlArgs) -> Result<()> {
         }
     };
     write_edits(&a.out.join("edits.jsonl"), edits)?;
-    tears::data::io::write_atomic(&a.out.join("table.md"), |w| w.write_all(table.as_bytes()))
-        .with_context(|| format!("writing {}", a.out.join("table.md").display()))?;
+    write_text(&a.out.join("table.md"), &table)?;
     let svg = match &output {
         Output::Large(r) => plot::large_scope_svg(&[(&name, r)])?,
         Output::Small(r) => plot::small_scope_svg(&[(&name, r)])?,
