@@ -23,6 +23,7 @@ pub mod io;
 pub mod loaders;
 pub mod named;
 pub mod preprocess;
+pub mod shard;
 pub mod sparse;
 pub mod split;
 mod split_io;
