@@ -11,12 +11,12 @@
 //! ```
 //! use tears_data::shard::Shard;
 //!
-//! let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).unwrap()).collect();
+//! let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).expect("ok")).collect();
 //! for user in 0..1000u64 {
 //!     // Exactly one shard holds each user.
 //!     assert_eq!(shards.iter().filter(|s| s.contains(user)).count(), 1);
 //! }
-//! assert_eq!("1/3".parse::<Shard>().unwrap(), shards[1]);
+//! assert_eq!("1/3".parse::<Shard>().expect("ok"), shards[1]);
 //! assert!("3/3".parse::<Shard>().is_err());
 //! ```
 
@@ -395,7 +395,7 @@ mod tests {
         for n in [1u32, 2, 3, 7] {
             let mut sizes = vec![0usize; n as usize];
             for user in 0..20_000u64 {
-                let holders: Vec<u32> = (0..n).filter(|&i| Shard::new(i, n).unwrap().contains(user)).collect();
+                let holders: Vec<u32> = (0..n).filter(|&i| Shard::new(i, n).expect("ok").contains(user)).collect();
                 assert_eq!(holders.len(), 1, "user {user} of {n} shards");
                 sizes[holders[0] as usize] += 1;
             }
@@ -415,61 +415,65 @@ mod tests {
 
     #[test]
     fn parsing_accepts_i_of_n_and_auto_only() {
-        assert_eq!("0/1".parse::<Shard>().unwrap(), Shard::WHOLE);
-        assert_eq!(" 2 / 5 ".parse::<Shard>().unwrap(), Shard { index: 2, count: 5 });
+        assert_eq!("0/1".parse::<Shard>().expect("ok"), Shard::WHOLE);
+        assert_eq!(" 2 / 5 ".parse::<Shard>().expect("ok"), Shard { index: 2, count: 5 });
         for bad in ["", "1", "1/1", "5/2", "-1/2", "a/2", "1/0", "1/2/3"] {
-            let e = bad.parse::<Shard>().unwrap_err();
+            let e = bad.parse::<Shard>().expect_err("an error");
             assert!(e.to_string().contains("I/N"), "{bad}: {e}");
         }
-        assert_eq!("auto".parse::<ShardSpec>().unwrap(), ShardSpec::Auto);
-        assert_eq!("1/2".parse::<ShardSpec>().unwrap(), ShardSpec::Fixed(Shard { index: 1, count: 2 }));
+        assert_eq!("auto".parse::<ShardSpec>().expect("ok"), ShardSpec::Auto);
+        assert_eq!("1/2".parse::<ShardSpec>().expect("ok"), ShardSpec::Fixed(Shard { index: 1, count: 2 }));
     }
 
     #[test]
     fn slurm_and_kubernetes_variables_name_the_shard() {
         let slurm = [("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "4")];
-        assert_eq!(Shard::from_env(env(&slurm), None).unwrap(), Shard { index: 2, count: 4 });
-        assert_eq!(Shard::from_env(env(&slurm), Some(4)).unwrap(), Shard { index: 2, count: 4 });
-        assert!(Shard::from_env(env(&slurm), Some(5)).unwrap_err().to_string().contains("agree"));
+        assert_eq!(Shard::from_env(env(&slurm), None).expect("ok"), Shard { index: 2, count: 4 });
+        assert_eq!(Shard::from_env(env(&slurm), Some(4)).expect("ok"), Shard { index: 2, count: 4 });
+        assert!(Shard::from_env(env(&slurm), Some(5)).expect_err("an error").to_string().contains("agree"));
         let gap = [("SLURM_ARRAY_TASK_ID", "9"), ("SLURM_ARRAY_TASK_COUNT", "4")];
-        assert!(Shard::from_env(env(&gap), None).unwrap_err().to_string().contains("contiguous"));
+        assert!(Shard::from_env(env(&gap), None).expect_err("an error").to_string().contains("contiguous"));
         let k8s = [("JOB_COMPLETION_INDEX", "1")];
-        assert_eq!(Shard::from_env(env(&k8s), Some(3)).unwrap(), Shard { index: 1, count: 3 });
-        assert!(Shard::from_env(env(&k8s), None).unwrap_err().to_string().contains("--shards"));
-        assert!(Shard::from_env(env(&[]), None).unwrap_err().to_string().contains("--shard I/N"));
+        assert_eq!(Shard::from_env(env(&k8s), Some(3)).expect("ok"), Shard { index: 1, count: 3 });
+        assert!(Shard::from_env(env(&k8s), None).expect_err("an error").to_string().contains("--shards"));
+        assert!(Shard::from_env(env(&[]), None).expect_err("an error").to_string().contains("--shard I/N"));
         let junk = [("JOB_COMPLETION_INDEX", "x")];
-        assert!(Shard::from_env(env(&junk), Some(2)).unwrap_err().to_string().contains("integer"));
+        assert!(Shard::from_env(env(&junk), Some(2)).expect_err("an error").to_string().contains("integer"));
     }
 
     #[test]
     fn a_cover_check_names_missing_duplicate_and_mismatched_shards() {
-        let stamp = |i, n| ShardStamp::new(ShardKind::TopK, Shard::new(i, n).unwrap(), "ml1m test");
+        let stamp = |i, n| ShardStamp::new(ShardKind::TopK, Shard::new(i, n).expect("ok"), "ml1m test");
         let p = |s: &str| PathBuf::from(s);
-        assert_eq!(check_cover(&[(p("a"), stamp(1, 2)), (p("b"), stamp(0, 2))]).unwrap(), 2);
-        let e = check_cover(&[(p("a"), stamp(0, 3))]).unwrap_err().to_string();
+        assert_eq!(check_cover(&[(p("a"), stamp(1, 2)), (p("b"), stamp(0, 2))]).expect("ok"), 2);
+        let e = check_cover(&[(p("a"), stamp(0, 3))]).expect_err("an error").to_string();
         assert!(e.contains("missing shards 1/3, 2/3"), "{e}");
-        let e = check_cover(&[(p("a"), stamp(0, 2)), (p("b"), stamp(0, 2))]).unwrap_err().to_string();
+        let e = check_cover(&[(p("a"), stamp(0, 2)), (p("b"), stamp(0, 2))]).expect_err("an error").to_string();
         assert!(e.contains("a and b are both shard 0/2"), "{e}");
-        let e = check_cover(&[(p("a"), stamp(0, 2)), (p("b"), stamp(1, 3))]).unwrap_err().to_string();
+        let e = check_cover(&[(p("a"), stamp(0, 2)), (p("b"), stamp(1, 3))]).expect_err("an error").to_string();
         assert!(e.contains("b is shard 1/3"), "{e}");
         let mut other = stamp(1, 2);
         other.kind = ShardKind::Summaries;
-        assert!(check_cover(&[(p("a"), stamp(0, 2)), (p("b"), other)]).unwrap_err().to_string().contains("holds"));
+        assert!(
+            check_cover(&[(p("a"), stamp(0, 2)), (p("b"), other)]).expect_err("an error").to_string().contains("holds")
+        );
         let mut other = stamp(1, 2);
         other.source = "ml1m validation".into();
-        assert!(check_cover(&[(p("a"), stamp(0, 2)), (p("b"), other)]).unwrap_err().to_string().contains("drawn"));
+        assert!(
+            check_cover(&[(p("a"), stamp(0, 2)), (p("b"), other)]).expect_err("an error").to_string().contains("drawn")
+        );
     }
 
     #[test]
     fn stamps_round_trip_beside_their_output() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let out = dir.path().join("topk.jsonl");
         assert_eq!(stamp_path(&out), dir.path().join("topk.jsonl.shard.json"));
-        assert!(ShardStamp::read_beside(&out).unwrap().is_none());
-        let stamp = ShardStamp::new(ShardKind::Embeddings, Shard::new(1, 2).unwrap(), "x");
-        stamp.write_beside(&out).unwrap();
-        assert_eq!(ShardStamp::read_beside(&out).unwrap(), Some(stamp));
-        std::fs::write(stamp_path(&out), "{").unwrap();
-        assert!(ShardStamp::read_beside(&out).unwrap_err().to_string().contains("topk.jsonl.shard.json"));
+        assert!(ShardStamp::read_beside(&out).expect("ok").is_none());
+        let stamp = ShardStamp::new(ShardKind::Embeddings, Shard::new(1, 2).expect("ok"), "x");
+        stamp.write_beside(&out).expect("ok");
+        assert_eq!(ShardStamp::read_beside(&out).expect("ok"), Some(stamp));
+        std::fs::write(stamp_path(&out), "{").expect("ok");
+        assert!(ShardStamp::read_beside(&out).expect_err("an error").to_string().contains("topk.jsonl.shard.json"));
     }
 }
