@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use tears::backend::BackendKind;
 use tears::data::Split;
+use tears::data::shard::{Shard, ShardSpec};
 
 /// Loads the split directory `dir` (written by `tears prepare`), naming it in the error.
 pub fn load_split(dir: &Path) -> Result<Split> {
@@ -71,6 +72,34 @@ impl BackendFlag {
     /// The chosen backend.
     pub fn kind(&self) -> BackendKind {
         self.backend.into()
+    }
+}
+
+/// `--shard` and `--shards`, flattened into every command that can run one shard of a batch job.
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
+    /// Run one shard of N: `I/N` (users whose id hashes to I of N; 0 <= I < N), or `auto` to
+    /// read a Slurm job array's or a Kubernetes Indexed Job's variables. Shards are disjoint and
+    /// cover everyone; `tears merge` joins their outputs.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<ShardSpec>,
+    /// The number of shards, for `--shard auto` under Kubernetes (which does not tell a pod how
+    /// many completions its Job has); checked against Slurm's count.
+    #[arg(long, requires = "shard", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+}
+
+fn parse_shard(s: &str) -> Result<ShardSpec, String> {
+    s.parse().map_err(|e: tears::data::shard::ShardError| e.to_string())
+}
+
+impl ShardArgs {
+    /// The shard this process runs (the whole when `--shard` is absent).
+    pub fn resolve(&self) -> Result<Shard> {
+        match self.shard {
+            None => Ok(Shard::WHOLE),
+            Some(spec) => Ok(spec.resolve(self.shards)?),
+        }
     }
 }
 

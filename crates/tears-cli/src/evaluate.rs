@@ -6,13 +6,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use tears::backend::{BackendJob, BackendKind};
-use tears::baselines::{EvalOptions, EvalSummary, Manifest, Recommender, evaluate_split};
-use tears::data::{EvalSet, Split};
-use tears::metrics::AccuracyReport;
+use tears::baselines::{EvalOptions, EvalSummary, Manifest, Recommender};
+use tears::data::shard::{Shard, ShardKind, ShardStamp};
+use tears::data::{EvalSet, EvalUsers, Split};
 use tears::model::{ALPHA_GRID, LoadOptions, ScrutableRecommender};
-use tears::recommender::{Family, ModelKind, evaluate_with_profiles};
+use tears::recommender::{Family, MissingProfile, ModelKind, UserEvaluation, evaluate_users_with_profiles};
 
-use crate::common::{BackendFlag, load_split, write_json};
+use crate::common::{BackendFlag, ShardArgs, load_split, write_json};
 use crate::train::scrutable::{MissingArg, embedding_cache};
 
 /// The values of `--set`: the command-line face of [`EvalSet`].
@@ -52,6 +52,12 @@ pub struct EvaluateArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write every user's accuracy to this JSON file (users in ascending id order), the
+    /// input of paired tests and of `tears merge` over shards.
+    #[arg(long)]
+    per_user: Option<PathBuf>,
+    #[command(flatten)]
+    shard: ShardArgs,
     #[command(flatten)]
     backend: BackendFlag,
     /// TEARS/GERS: the mixing weight: a number in [0, 1] (1 = profile only), `best` (alpha*,
@@ -136,8 +142,9 @@ fn load_any_model(dir: &Path, split: &Split, backend: BackendKind) -> Result<Box
 fn evaluate_scrutable(
     a: &EvaluateArgs,
     split: &Split,
+    users: &EvalUsers,
     options: &EvalOptions,
-) -> Result<Vec<(Option<f32>, AccuracyReport)>> {
+) -> Result<Vec<(Option<f32>, UserEvaluation)>> {
     let set = EvalSet::from(a.set);
     let (_, record) = tears::model::read_record(&a.model, split)?;
     let summaries = tears::model::summaries_for(&record, a.summaries.as_deref())?;
@@ -162,40 +169,87 @@ fn evaluate_scrutable(
     let mut out = Vec::new();
     for alpha in alphas {
         model.set_alpha(alpha);
-        let report =
-            evaluate_with_profiles(model.as_ref(), split.eval(set), profiles, missing, options).with_context(|| {
+        let evaluation =
+            evaluate_users_with_profiles(model.as_ref(), users, profiles, missing, options).with_context(|| {
                 format!("evaluating {} at alpha {alpha} on {} {}", model.kind(), split.meta.dataset, set.name())
             })?;
-        out.push((Some(model.alpha()), report));
+        out.push((Some(model.alpha()), evaluation));
     }
     Ok(out)
+}
+
+/// The file `tears evaluate --per-user` writes: each evaluated alpha's per-user accuracy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PerUserFile {
+    /// The model kind.
+    pub model: String,
+    /// The split's dataset.
+    pub dataset: String,
+    /// `test` or `validation`.
+    pub set: String,
+    /// One entry per alpha evaluated (one, without an alpha, for models that have none).
+    pub runs: Vec<PerUserRun>,
+}
+
+/// One alpha's per-user accuracy in a [`PerUserFile`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PerUserRun {
+    /// The alpha (TEARS/GERS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Users in ascending id order and their accuracy; the report is recomputed in that order.
+    pub evaluation: UserEvaluation,
+}
+
+impl PerUserFile {
+    /// What shard stamps of this file record as their source.
+    pub fn source(&self) -> String {
+        format!("{} on {} {}", self.model, self.dataset, self.set)
+    }
 }
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
     let set = EvalSet::from(a.set);
     let split = load_split(&a.split)?;
+    let shard = a.shard.resolve()?;
+    if !shard.is_whole() && a.per_user.is_none() {
+        anyhow::bail!("--shard {shard} needs --per-user FILE: `tears merge` joins the shards' per-user files");
+    }
+    let users = split.eval(set).subset(|u| shard.contains(u));
+    if !shard.is_whole() {
+        println!("shard {shard}: {} of the {} {} users", users.len(), split.eval(set).len(), set.name());
+    }
     let options = EvalOptions { ks: a.k.clone(), batch_size: a.batch_size };
     let manifest = Manifest::read(&a.model).with_context(|| format!("loading the model in {}", a.model.display()))?;
     let kind = manifest.kind.clone();
     let started = Instant::now();
-    let reports = if manifest.kind.parse::<ModelKind>().map(ModelKind::family).ok() == Some(Family::Scrutable) {
-        evaluate_scrutable(&a, &split, &options).with_context(|| format!("with the model in {}", a.model.display()))?
+    let evaluations = if manifest.kind.parse::<ModelKind>().map(ModelKind::family).ok() == Some(Family::Scrutable) {
+        evaluate_scrutable(&a, &split, &users, &options)
+            .with_context(|| format!("with the model in {}", a.model.display()))?
     } else {
         let model = load_any_model(&a.model, &split, a.backend.kind())
             .with_context(|| format!("loading the model in {}", a.model.display()))?;
-        let report = evaluate_split(model.as_ref(), &split, set, &options)
+        if model.n_items() != split.n_items() {
+            anyhow::bail!(
+                "the model in {} scores {} items, the split has {}",
+                a.model.display(),
+                model.n_items(),
+                split.n_items()
+            );
+        }
+        let evaluation = evaluate_users_with_profiles(model.as_ref(), &users, None, MissingProfile::Error, &options)
             .with_context(|| format!("evaluating {} on {} {}", model.kind(), split.meta.dataset, set.name()))?;
-        vec![(None, report)]
+        vec![(None, evaluation)]
     };
-    let summaries: Vec<EvalSummary> = reports
+    let summaries: Vec<EvalSummary> = evaluations
         .iter()
-        .map(|(alpha, report)| EvalSummary {
+        .map(|(alpha, e)| EvalSummary {
             alpha: alpha.map(f64::from),
-            ..EvalSummary::new(&kind, &split.meta.dataset, set, report)
+            ..EvalSummary::new(&kind, &split.meta.dataset, set, &e.report)
         })
         .collect();
-    for (summary, (_, report)) in summaries.iter().zip(&reports) {
-        print_report(summary, report, started.elapsed());
+    for (summary, (_, e)) in summaries.iter().zip(&evaluations) {
+        print_report(summary, &e.report, started.elapsed());
     }
     if let Some(path) = &a.json {
         match summaries.as_slice() {
@@ -204,10 +258,32 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         }
         println!("wrote {}", path.display());
     }
+    if let Some(path) = &a.per_user {
+        let file = PerUserFile {
+            model: kind.clone(),
+            dataset: split.meta.dataset.clone(),
+            set: set.name().to_string(),
+            runs: evaluations
+                .into_iter()
+                .map(|(alpha, e)| PerUserRun { alpha: alpha.map(f64::from), evaluation: e.canonical() })
+                .collect(),
+        };
+        write_json(path, &file)?;
+        stamp(path, shard, ShardKind::Evaluation, file.source())?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
-fn print_report(summary: &EvalSummary, report: &AccuracyReport, elapsed: std::time::Duration) {
+/// Writes the shard stamp beside `out` unless the shard is the whole.
+pub fn stamp(out: &Path, shard: Shard, kind: ShardKind, source: String) -> Result<()> {
+    if !shard.is_whole() {
+        ShardStamp::new(kind, shard, source).write_beside(out)?;
+    }
+    Ok(())
+}
+
+fn print_report(summary: &EvalSummary, report: &tears::metrics::AccuracyReport, elapsed: std::time::Duration) {
     println!(
         "{} on {} ({}){}: {} users counted, {} excluded, in {:.2?}",
         summary.model,

@@ -5,6 +5,7 @@ mod common;
 mod control;
 mod embed;
 mod evaluate;
+mod merge;
 mod prepare;
 mod recommend;
 mod serve;
@@ -59,6 +60,10 @@ enum Command {
     /// Encode user summaries into sentence embeddings with a BERT-family model folder
     /// (.npy with the user ids in OUT.users.txt, or .safetensors).
     Embed(Box<embed::EmbedArgs>),
+    /// Join the outputs of the shards of one batch job (`--shard I/N` of summarize, embed,
+    /// evaluate or recommend --batch) into one, in ascending user order; refuses missing,
+    /// duplicate or mismatched shards.
+    Merge(merge::MergeArgs),
 }
 
 fn main() {
@@ -77,6 +82,7 @@ fn main() {
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Embed(a) => embed::run(*a),
+        Command::Merge(a) => merge::run(a),
         Command::Recommend(a) => recommend::run(*a),
         Command::Serve(a) => serve::run(*a),
         Command::Control(a) => control::run(*a),

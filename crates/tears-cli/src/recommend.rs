@@ -1,16 +1,19 @@
 //! `tears recommend`: the top-k items of one profile (a typed or edited summary, a file, or a
 //! split user's summary and history) from a trained TEARS or GERS model, with explanations.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tears::backend::BackendJob;
-use tears::data::Split;
+use tears::data::shard::{Shard, ShardKind};
+use tears::data::{Split, UserRows};
 use tears::model::recommend::{ItemTable, ProfileInput, Recommendation, Request, ScrutableModel};
 use tears::model::{LoadOptions, SummariesFile};
 
-use crate::common::{BackendFlag, load_split, write_json};
+use crate::common::{BackendFlag, ShardArgs, load_split, progress_bar, write_json};
+use crate::train::scrutable::MissingArg;
 
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
@@ -31,7 +34,8 @@ pub struct RecommendArgs {
     /// written before `items.json` was.
     #[arg(long)]
     split: Option<PathBuf>,
-    /// --user: the summaries file to read their summary from.
+    /// --user and --batch: the summaries file to read summaries from (default: the model's
+    /// recorded file).
     #[arg(long)]
     summaries: Option<PathBuf>,
     /// A history: a CSV of `item,rating` lines (source item ids; a header line is allowed).
@@ -50,9 +54,32 @@ pub struct RecommendArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also write the JSON to this file.
+    /// Also write the JSON to this file; with --batch, the JSONL of top-k lists.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Batch form: the top-k of every user of --set of --split (or of --users), one JSON line
+    /// per user in --out: `{"user", "alpha", "items", "scores"}`. Each user's profile is their
+    /// summary (GERS: their history's genres) and their history is their fold-in (training)
+    /// rows, which are never recommended.
+    #[arg(long, requires_all = ["split", "out"], conflicts_with_all = ["summary", "summary_file", "user", "history", "explain", "json"])]
+    batch: bool,
+    /// --batch: the users.
+    #[arg(long, value_enum, default_value_t = BatchSet::Test, requires = "batch")]
+    set: BatchSet,
+    /// --batch: only the users listed in this file (one id per line), which must be users of --set.
+    #[arg(long, requires = "batch")]
+    users: Option<PathBuf>,
+    /// --batch: requests scored at once.
+    #[arg(long, default_value_t = 512, requires = "batch", value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// --batch: what to do with users that have no summary (error or skip; skipped users are counted).
+    #[arg(long, value_enum, default_value_t = MissingArg::default(), requires = "batch")]
+    missing_summary: MissingArg,
+    #[command(flatten)]
+    shard: ShardArgs,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
     #[command(flatten)]
     backend: BackendFlag,
     /// TEARS: read the sentence encoder from this folder instead of the recorded one (it must be
@@ -179,7 +206,198 @@ fn print_table(r: &Recommendation) {
     }
 }
 
+/// The values of `--set` for `--batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BatchSet {
+    Test,
+    #[value(aliases = ["valid", "val"])]
+    Validation,
+    Train,
+    All,
+}
+
+impl BatchSet {
+    fn name(self) -> &'static str {
+        match self {
+            BatchSet::Test => "test",
+            BatchSet::Validation => "validation",
+            BatchSet::Train => "train",
+            BatchSet::All => "all",
+        }
+    }
+
+    /// The users of this set with their history rows, in split order (train, validation, test).
+    fn rows(self, split: &Split) -> Vec<(&UserRows, usize)> {
+        let mut out = Vec::new();
+        for rows in match self {
+            BatchSet::Test => vec![&split.test.foldin],
+            BatchSet::Validation => vec![&split.validation.foldin],
+            BatchSet::Train => vec![&split.train],
+            BatchSet::All => vec![&split.train, &split.validation.foldin, &split.test.foldin],
+        } {
+            out.extend((0..rows.len()).map(|r| (rows, r)));
+        }
+        out
+    }
+}
+
+/// One line of the `--batch` output.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TopKLine {
+    /// Source user id.
+    pub user: u64,
+    /// The alpha used.
+    pub alpha: f32,
+    /// Source item ids, best first.
+    pub items: Vec<u64>,
+    /// Their scores.
+    pub scores: Vec<f32>,
+}
+
+/// Reads `--users`: one id per line.
+fn read_user_list(path: &Path) -> Result<Vec<u64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the user list {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        out.push(
+            line.parse::<u64>()
+                .with_context(|| format!("{}:{}: expected a user id, found {line:?}", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `--batch`: scores every chosen user, batch by batch, on one loaded model.
+struct BatchJob<'a> {
+    args: &'a RecommendArgs,
+    split: &'a Split,
+    requests: Vec<(u64, Request)>,
+}
+
+impl BackendJob for BatchJob<'_> {
+    type Output = Result<Vec<TopKLine>>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let a = self.args;
+        let options = LoadOptions { encoder_dir: a.encoder_dir.clone(), embedding_cache: None };
+        let loaded = tears::model::load::<B::InnerBackend>(&a.model, self.split, &options, &device)?;
+        let model = ScrutableModel::new(loaded, ItemTable::new(self.split.items.clone()));
+        let bar = progress_bar(
+            self.requests.len() as u64,
+            "{bar:40} {pos}/{len} users [{elapsed_precise}, {per_sec}, eta {eta}]",
+            !a.no_progress,
+        );
+        let mut out = Vec::with_capacity(self.requests.len());
+        for chunk in self.requests.chunks(a.batch_size as usize) {
+            let requests: Vec<Request> = chunk.iter().map(|(_, r)| r.clone()).collect();
+            let answers = model
+                .recommend_batch(&requests)
+                .with_context(|| format!("recommending for users {}..={}", chunk[0].0, chunk[chunk.len() - 1].0))?;
+            for ((user, _), r) in chunk.iter().zip(answers) {
+                out.push(TopKLine {
+                    user: *user,
+                    alpha: r.alpha,
+                    items: r.items.iter().map(|i| i.item).collect(),
+                    scores: r.items.iter().map(|i| i.score).collect(),
+                });
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        Ok(out)
+    }
+}
+
+/// Writes top-k lines as JSONL, atomically.
+pub fn write_topk(path: &Path, lines: &[TopKLine]) -> Result<()> {
+    tears::data::io::write_atomic(path, |w| {
+        for line in lines {
+            serde_json::to_writer(&mut *w, line)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+fn run_batch(a: &RecommendArgs, split: &Split, shard: Shard) -> Result<()> {
+    let out = a.out.as_ref().context("--batch needs --out")?;
+    let (manifest, record) = tears::model::read_record(&a.model, split)?;
+    let gers = manifest.kind == tears::recommender::ModelKind::Gers.name();
+    let summaries = if gers { None } else { tears::model::summaries_for(&record, a.summaries.as_deref())? };
+    let mut chosen = a.set.rows(split);
+    if let Some(list) = &a.users {
+        let wanted = read_user_list(list)?;
+        let known: std::collections::HashSet<u64> = chosen.iter().map(|(rows, r)| rows.users[*r]).collect();
+        if let Some(u) = wanted.iter().find(|u| !known.contains(u)) {
+            bail!("{}: user {u} is not a {} user of the split", list.display(), a.set.name());
+        }
+        let wanted: std::collections::HashSet<u64> = wanted.into_iter().collect();
+        chosen.retain(|(rows, r)| wanted.contains(&rows.users[*r]));
+    }
+    let total = chosen.len();
+    chosen.retain(|(rows, r)| shard.contains(rows.users[*r]));
+    let mut requests = Vec::with_capacity(chosen.len());
+    let mut skipped = 0usize;
+    for (rows, r) in chosen {
+        let user = rows.users[r];
+        let history: Vec<(u64, f32)> =
+            rows.row(r).iter().map(|x| (split.items[x.item as usize].id, x.rating)).collect();
+        let profile = match &summaries {
+            None => ProfileInput::FromHistory,
+            Some(SummariesFile { profiles, record }) => match profiles.get(user).and_then(|p| p.as_text()) {
+                Some(text) if !text.trim().is_empty() => ProfileInput::Summary(text.to_string()),
+                _ => match a.missing_summary {
+                    MissingArg::Skip => {
+                        skipped += 1;
+                        continue;
+                    }
+                    _ => bail!(
+                        "user {user} has no summary in {} (--missing-summary skip leaves such users out)",
+                        record.path.display()
+                    ),
+                },
+            },
+        };
+        requests.push((user, Request { profile, history, alpha: a.alpha, k: a.k, explain: false }));
+    }
+    if !shard.is_whole() {
+        println!("shard {shard}: {} of the {total} {} users", requests.len(), a.set.name());
+    }
+    let n = requests.len();
+    let started = Instant::now();
+    let lines = tears::backend::run(a.backend.kind(), BatchJob { args: a, split, requests })?
+        .with_context(|| format!("recommending with {}", a.model.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    write_topk(out, &lines)?;
+    crate::evaluate::stamp(
+        out,
+        shard,
+        ShardKind::TopK,
+        format!("top-{} of {} {} users", a.k, split.meta.dataset, a.set.name()),
+    )?;
+    println!(
+        "wrote {} ({n} users{}) in {seconds:.2} s ({:.1} users/s)",
+        out.display(),
+        if skipped > 0 { format!(", {skipped} without a summary skipped") } else { String::new() },
+        n as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
 pub fn run(a: RecommendArgs) -> Result<()> {
+    let shard = a.shard.resolve()?;
+    if a.batch {
+        let split_dir = a.split.as_ref().context("--batch needs --split")?;
+        let split = load_split(split_dir)?;
+        return run_batch(&a, &split, shard);
+    }
+    if !shard.is_whole() {
+        bail!("--shard applies to --batch only");
+    }
     let split = a.split.as_deref().map(load_split).transpose()?;
     let request = request(&a, split.as_ref())?;
     let options = LoadOptions { encoder_dir: a.encoder_dir.clone(), embedding_cache: None };

@@ -827,6 +827,8 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
         .expect("evaluate"));
     assert!(stdout.contains("at alpha 1.0"), "{stdout}");
 
+    sharded_jobs_merge_into_the_whole_run(dir.path(), &split, &model);
+
     // GERS Base needs no summaries and no backbone.
     let gers = dir.path().join("gers");
     ok(tears()
@@ -865,6 +867,136 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
         .expect("run");
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("--backbone-model"));
+}
+
+/// Runs `job` (a `tears` command line ending in its output flag) for the whole and for shards
+/// 0/2 and 1/2 at once, merges the shards and returns (whole output, merged output, stdout of
+/// the merge).
+fn whole_and_merged_shards(
+    dir: &std::path::Path,
+    name: &str,
+    job: &dyn Fn(&std::path::Path) -> Command,
+) -> (Vec<u8>, Vec<u8>) {
+    let ok = |run: std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8_lossy(&run.stdout).to_string()
+    };
+    let whole = dir.join(format!("{name}-whole.json"));
+    ok(job(&whole).output().expect("the whole job"));
+    let shards: Vec<std::path::PathBuf> = (0..2).map(|i| dir.join(format!("{name}-{i}.json"))).collect();
+    // Both shards at once, as two machines would run them.
+    let children: Vec<std::process::Child> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            job(out)
+                .args(["--shard", &format!("{i}/2")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("a shard")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let stdout = ok(child.wait_with_output().expect("a shard"));
+        assert!(stdout.contains(&format!("shard {i}/2: ")), "{stdout}");
+    }
+    let merged = dir.join(format!("{name}-merged.json"));
+    let stdout = ok(tears().args(["merge", "--out"]).arg(&merged).args(&shards).output().expect("merge"));
+    assert!(stdout.contains("merged 2 shards"), "{stdout}");
+    // A missing shard, and a shard given twice, are refused by name.
+    let run = tears().args(["merge", "--out"]).arg(dir.join("x")).arg(&shards[1]).output().expect("merge");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("missing shard 0/2"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run =
+        tears().args(["merge", "--out"]).arg(dir.join("x")).args([&shards[0], &shards[0]]).output().expect("merge");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("are both shard 0/2"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run = tears().args(["merge", "--out"]).arg(dir.join("x")).arg(&whole).output().expect("merge");
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("no shard stamp"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    (std::fs::read(&whole).expect("whole"), std::fs::read(&merged).expect("merged"))
+}
+
+/// Sorts the lines of a JSONL file by their `user` field.
+fn by_user(jsonl: &[u8]) -> Vec<String> {
+    let mut lines: Vec<(u64, String)> = String::from_utf8_lossy(jsonl)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            (v["user"].as_u64().expect("a user"), l.to_string())
+        })
+        .collect();
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l).collect()
+}
+
+/// `--shard I/N` on `tears recommend --batch` and `tears evaluate`: two shards run at once and
+/// merged equal the unsharded run (after sorting by user).
+fn sharded_jobs_merge_into_the_whole_run(dir: &std::path::Path, split: &std::path::Path, model: &std::path::Path) {
+    let topk = |out: &std::path::Path| {
+        let mut c = tears();
+        c.args(["recommend", "--batch", "--set", "all", "-k", "7", "--batch-size", "64", "--no-progress", "--model"])
+            .arg(model)
+            .arg("--split")
+            .arg(split)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    let (whole, merged) = whole_and_merged_shards(dir, "topk", &topk);
+    let whole = by_user(&whole);
+    assert_eq!(whole.join("\n") + "\n", String::from_utf8_lossy(&merged), "merged top-k differs from the whole run");
+    let split_data = tears_data::Split::load(split).expect("split");
+    let everyone = split_data.train.len() + split_data.validation.len() + split_data.test.len();
+    assert_eq!(whole.len(), everyone);
+    let first: serde_json::Value = serde_json::from_str(&whole[0]).expect("json");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(7));
+    let evaluation = |out: &std::path::Path| {
+        let mut c = tears();
+        c.args(["evaluate", "--alpha", "sweep", "--k", "10,20", "--model"])
+            .arg(model)
+            .arg("--split")
+            .arg(split)
+            .arg("--per-user")
+            .arg(out);
+        c
+    };
+    let (whole, merged) = whole_and_merged_shards(dir, "eval", &evaluation);
+    assert_eq!(String::from_utf8_lossy(&whole), String::from_utf8_lossy(&merged), "merged evaluation differs");
+    let v: serde_json::Value = serde_json::from_slice(&whole).expect("json");
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(11));
+    assert_eq!(v["runs"][0]["evaluation"]["users"].as_array().map(Vec::len), Some(split_data.test.len()));
+    // A shard's means alone cannot be merged: a sharded evaluation without --per-user is refused.
+    let run = tears()
+        .args(["evaluate", "--shard", "0/2", "--model"])
+        .arg(model)
+        .arg("--split")
+        .arg(split)
+        .output()
+        .expect("evaluate");
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("needs --per-user"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
 
 /// Runs `command` and returns its status and its stdout and stderr together.

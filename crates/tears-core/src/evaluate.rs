@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tears_data::{EvalSet, EvalUsers, Interactions, Split, UserRows, Values};
-use tears_metrics::{AccuracyReport, DEFAULT_KS, Evaluator, MetricsError, UserAccuracy};
+use tears_metrics::{AccuracyAtK, AccuracyReport, Aggregate, DEFAULT_KS, Evaluator, MetricsError, UserAccuracy};
 
 use crate::error::{ModelError, Result};
 use crate::profile::{MissingProfile, Profiles, resolve};
@@ -126,6 +126,67 @@ pub enum UserMetric {
 }
 
 impl UserEvaluation {
+    /// The same evaluation with its users in ascending id order and the report recomputed
+    /// from the per-user values in that order: the form that does not depend on how users
+    /// were listed or sharded, so that [`UserEvaluation::merge`] of shards equals the whole
+    /// run's canonical form exactly.
+    pub fn canonical(self) -> Self {
+        let mut order: Vec<usize> = (0..self.users.len()).collect();
+        order.sort_by_key(|&u| self.users[u]);
+        let users: Vec<u64> = order.iter().map(|&u| self.users[u]).collect();
+        let per_user: Vec<Vec<Option<UserAccuracy>>> =
+            order.iter().map(|&u| self.per_user.get(u).cloned().unwrap_or_default()).collect();
+        let report = report_of(&self.ks, &per_user);
+        UserEvaluation { report, ks: self.ks, users, per_user }
+    }
+
+    /// Joins evaluations of disjoint sets of users (the shards of one batch job) into the
+    /// [`canonical`](UserEvaluation::canonical) evaluation of all of them.
+    ///
+    /// ```
+    /// use tears_baselines::Popularity;
+    /// use tears_core::{evaluate_users_with_profiles, EvalOptions, MissingProfile, UserEvaluation};
+    /// use tears_data::{prepare, DatasetName, PrepareOptions};
+    ///
+    /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
+    /// let model = Popularity::fit_split(&split)?;
+    /// let eval = |users: &tears_data::EvalUsers| {
+    ///     evaluate_users_with_profiles(&model, users, None, MissingProfile::Error, &EvalOptions::default())
+    /// };
+    /// let whole = eval(&split.test)?.canonical();
+    /// let odd = eval(&split.test.subset(|u| u % 2 == 1))?;
+    /// let even = eval(&split.test.subset(|u| u % 2 == 0))?;
+    /// assert_eq!(UserEvaluation::merge(vec![odd, even])?, whole);
+    /// # Ok::<(), tears_core::ModelError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ModelError::Config`] when the parts were evaluated at different cut-offs or share a user.
+    pub fn merge(parts: Vec<UserEvaluation>) -> Result<UserEvaluation> {
+        let Some(ks) = parts.first().map(|p| p.ks.clone()) else {
+            return Err(ModelError::Config("no evaluations to merge".into()));
+        };
+        let mut users = Vec::new();
+        let mut per_user = Vec::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            if part.ks != ks {
+                return Err(ModelError::Config(format!(
+                    "part {i} was evaluated at cut-offs {:?}, part 0 at {ks:?}",
+                    part.ks
+                )));
+            }
+            users.extend(part.users);
+            per_user.extend(part.per_user);
+        }
+        let mut sorted = users.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ModelError::Config(format!("user {} is in more than one part", w[0])));
+        }
+        let report = report_of(&ks, &per_user);
+        Ok(UserEvaluation { report, ks, users, per_user }.canonical())
+    }
+
     /// Every user's `metric` at cut-off `k` (`None` for users without held-out items); `None`
     /// when `k` was not evaluated.
     ///
@@ -211,6 +272,25 @@ pub fn evaluate_users_with_profiles(
         start = end;
     }
     Ok(UserEvaluation { report: ev.report(), ks: ev.ks().to_vec(), users: foldin.users.clone(), per_user })
+}
+
+/// The aggregate report of per-user accuracies (`per_user[u][j]` at `ks[j]`), in row order.
+fn report_of(ks: &[usize], per_user: &[Vec<Option<UserAccuracy>>]) -> AccuracyReport {
+    let column = |j: usize, f: fn(&UserAccuracy) -> f64| {
+        Aggregate::from_values(per_user.iter().map(|row| row.get(j).copied().flatten().as_ref().map(f)))
+    };
+    AccuracyReport {
+        results: ks
+            .iter()
+            .enumerate()
+            .map(|(j, &k)| AccuracyAtK {
+                k,
+                recall: column(j, |a| a.recall),
+                plain_recall: column(j, |a| a.plain_recall),
+                ndcg: column(j, |a| a.ndcg),
+            })
+            .collect(),
+    }
 }
 
 /// Checks that a score matrix is `[rows, n_items]`.

@@ -142,6 +142,34 @@ impl EvalUsers {
     pub fn is_empty(&self) -> bool {
         self.foldin.is_empty()
     }
+
+    /// The users `keep` accepts, in the same order, with their fold-in, held-out and window
+    /// rows (a shard of a batch job, say: `users.subset(|u| shard.contains(u))`).
+    ///
+    /// ```
+    /// use tears_data::{prepare, DatasetName, PrepareOptions};
+    /// let split = prepare(DatasetName::Synthetic, &PrepareOptions::default())?.split;
+    /// let even = split.test.subset(|u| u % 2 == 0);
+    /// assert!(even.users().iter().all(|u| u % 2 == 0));
+    /// assert_eq!(even.heldout.users, even.foldin.users);
+    /// # Ok::<(), tears_data::DataError>(())
+    /// ```
+    pub fn subset(&self, keep: impl Fn(u64) -> bool) -> EvalUsers {
+        let mut out = EvalUsers::default();
+        for (r, &user) in self.foldin.users.iter().enumerate() {
+            if !keep(user) {
+                continue;
+            }
+            out.foldin.push(user, self.foldin.row(r).iter().copied());
+            if r < self.heldout.len() {
+                out.heldout.push(self.heldout.users[r], self.heldout.row(r).iter().copied());
+            }
+            if let Some(w) = self.windows.get(r) {
+                out.windows.push(w.clone());
+            }
+        }
+        out
+    }
 }
 
 /// A number of users: an absolute count or a fraction of the eligible users.

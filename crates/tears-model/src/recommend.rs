@@ -447,6 +447,65 @@ impl ScrutableModel {
     /// [`TearsError::BadRequest`] for an empty summary, alpha outside [0, 1], k = 0, an item id
     /// the model does not know, a summary given to GERS or a genre vector given to TEARS.
     pub fn recommend(&self, request: &Request) -> Result<Recommendation> {
+        let prepared = self.prepare(request)?;
+        let scores = self.score_matrix(&request.history, std::slice::from_ref(&prepared.profile), prepared.alpha)?;
+        self.answer(request, prepared, scores.row(0).to_vec())
+    }
+
+    /// Answers many requests at once: the same answers as [`recommend`](Self::recommend) for
+    /// each, in order, but requests at the same alpha are scored as one batch (one encoder
+    /// call for their summaries, one pass of the network), which is what a batch job over
+    /// thousands of users needs. Pass a few hundred to a few thousand requests per call; the
+    /// score matrix of a call is `[requests, items]` floats.
+    ///
+    /// # Errors
+    /// The first request that [`recommend`](Self::recommend) would refuse, named by its index.
+    pub fn recommend_batch(&self, requests: &[Request]) -> Result<Vec<Recommendation>> {
+        let mut prepared = Vec::with_capacity(requests.len());
+        for (i, request) in requests.iter().enumerate() {
+            prepared.push(self.prepare(request).map_err(|e| match e {
+                TearsError::BadRequest(m) => bad_request(format!("request {i}: {m}")),
+                other => other,
+            })?);
+        }
+        // Requests grouped by alpha (by its bits: alphas are compared exactly), first-seen order.
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            match groups.iter_mut().find(|(bits, _)| *bits == p.alpha.to_bits()) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((p.alpha.to_bits(), vec![i])),
+            }
+        }
+        let mut rows_of: Vec<Option<Vec<f32>>> = vec![None; requests.len()];
+        for (bits, members) in &groups {
+            let mut rows = UserRows::new();
+            for &i in members {
+                let one = self.history_row(&requests[i].history)?;
+                rows.push(i as u64, one.row(0).iter().copied());
+            }
+            let refs: Vec<Option<&Profile>> = members.iter().map(|&i| Some(&prepared[i].profile)).collect();
+            let scores = self.model.score_at_alpha(&rows, &refs, f32::from_bits(*bits))?;
+            let expected = (members.len(), self.items.len());
+            if scores.dim() != expected {
+                return Err(TearsError::Model(tears_core::ModelError::Numerical(format!(
+                    "the model scored a {:?} matrix, expected {expected:?} (requests, items)",
+                    scores.dim()
+                ))));
+            }
+            for (r, &i) in members.iter().enumerate() {
+                rows_of[i] = Some(scores.row(r).to_vec());
+            }
+        }
+        requests
+            .iter()
+            .zip(prepared)
+            .zip(rows_of)
+            .map(|((request, p), row)| self.answer(request, p, row.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Checks a request and settles its profile and alpha.
+    fn prepare(&self, request: &Request) -> Result<Prepared> {
         if request.k == 0 {
             return Err(bad_request("k must be at least 1"));
         }
@@ -468,9 +527,20 @@ impl ScrutableModel {
         } else {
             asked
         };
+        Ok(Prepared { profile, text, alpha, cold_start, notes })
+    }
+
+    /// The answer to `request` from its scores over every item.
+    fn answer(&self, request: &Request, prepared: Prepared, scores: Vec<f32>) -> Result<Recommendation> {
+        let Prepared { profile, text, alpha, cold_start, notes } = prepared;
+        if scores.len() != self.items.len() {
+            return Err(TearsError::Model(tears_core::ModelError::Numerical(format!(
+                "{} scores for {} items",
+                scores.len(),
+                self.items.len()
+            ))));
+        }
         let seen = self.seen(&request.history);
-        let scores = self.score_matrix(&request.history, std::slice::from_ref(&profile), alpha)?;
-        let scores = scores.row(0).to_vec();
         let top = top_k(&scores, &seen, request.k);
         let mut items: Vec<RecommendedItem> = top
             .iter()
@@ -600,6 +670,15 @@ impl ScrutableModel {
 }
 
 /// The `k` best unseen columns of `scores`, best first (ties to the lower column).
+/// A request checked, with its profile and alpha settled.
+struct Prepared {
+    profile: Profile,
+    text: Option<String>,
+    alpha: f32,
+    cold_start: bool,
+    notes: Vec<String>,
+}
+
 fn top_k(scores: &[f32], seen: &[bool], k: usize) -> Vec<usize> {
     let mut cols: Vec<usize> = (0..scores.len()).filter(|&j| !seen[j] && scores[j].is_finite()).collect();
     cols.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));

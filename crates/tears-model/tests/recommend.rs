@@ -106,6 +106,35 @@ fn top_k_excludes_seen_items_and_carries_titles_from_the_item_table() {
 }
 
 #[test]
+fn a_batch_answers_each_request_as_one_by_one() {
+    let model = open(trained("rec-tears", ProfileSource::Text));
+    let mut requests: Vec<Request> = (0..6)
+        .map(|i| {
+            let (text, history) = user(i);
+            // Two alphas in one batch, and alpha* (None).
+            let alpha = [Some(0.5), Some(0.2), None][i % 3];
+            Request { history, alpha, ..Request::summary(&text, 10) }
+        })
+        .collect();
+    requests.push(Request { alpha: Some(0.3), ..Request::summary("I love animated musicals.", 7) });
+    let batch = model.recommend_batch(&requests).expect("batch");
+    assert_eq!(batch.len(), requests.len());
+    for (request, got) in requests.iter().zip(&batch) {
+        let one = model.recommend(request).expect("one");
+        assert_eq!((got.alpha, got.cold_start, &got.notes), (one.alpha, one.cold_start, &one.notes));
+        let ids = |r: &tears_model::recommend::Recommendation| r.items.iter().map(|i| i.item).collect::<Vec<_>>();
+        assert_eq!(ids(got), ids(&one));
+        for (a, b) in got.items.iter().zip(&one.items) {
+            approx::assert_abs_diff_eq!(a.score, b.score, epsilon = 1e-4);
+        }
+    }
+    assert!(batch.last().expect("cold").cold_start);
+    requests[3].k = 0;
+    let e = model.recommend_batch(&requests).expect_err("k = 0");
+    assert!(matches!(&e, TearsError::BadRequest(m) if m.starts_with("request 3: k")), "{e}");
+}
+
+#[test]
 fn a_cold_start_user_is_served_at_alpha_one_and_told_so() {
     let model = open(trained("rec-tears", ProfileSource::Text));
     let sentence = "I love animated musicals and hate gore.";

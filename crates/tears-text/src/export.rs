@@ -83,6 +83,98 @@ pub fn write_embeddings_safetensors(path: &Path, rows: &[Vec<f32>], users: &[u64
     crate::io::write_atomic(path, &bytes)
 }
 
+/// Reads a float32 `[rows, dim]` `.npy` array as written by [`write_npy`] (NumPy format 1.0 or
+/// 2.0, little-endian `<f4`, C order), returning the rows.
+///
+/// # Errors
+/// [`TextError::InvalidOption`] naming the file when it is not such an array.
+pub fn read_npy(path: &Path) -> Result<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).map_err(|e| TextError::io(path, e))?;
+    let bad =
+        |why: &str| TextError::InvalidOption(format!("{}: not a float32 [rows, dim] .npy file: {why}", path.display()));
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("no NumPy magic"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(bad(&format!("format version {v}"))),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("a truncated header"))?;
+    if !header.contains("'descr': '<f4'") {
+        return Err(bad("the dtype is not '<f4'"));
+    }
+    if !header.contains("'fortran_order': False") {
+        return Err(bad("Fortran order"));
+    }
+    let shape = header
+        .split_once("'shape': (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(dims, _)| {
+            dims.split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::parse::<usize>)
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .ok_or_else(|| bad("no shape"))?
+        .map_err(|_| bad("a shape that is not integers"))?;
+    let [rows, dim] = shape[..] else {
+        return Err(bad(&format!("shape {shape:?} is not two-dimensional")));
+    };
+    let data = &bytes[start + hlen..];
+    if data.len() != rows * dim * 4 {
+        return Err(bad(&format!("{} data bytes for shape ({rows}, {dim})", data.len())));
+    }
+    let values: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(if dim == 0 { vec![Vec::new(); rows] } else { values.chunks(dim).map(<[f32]>::to_vec).collect() })
+}
+
+/// Reads a sidecar of one id per line (see [`write_ids`]).
+///
+/// # Errors
+/// [`TextError::InvalidOption`] naming the file and line of a line that is not an id.
+pub fn read_ids(path: &Path) -> Result<Vec<u64>> {
+    let text = std::fs::read_to_string(path).map_err(|e| TextError::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            l.trim().parse::<u64>().map_err(|_| {
+                TextError::InvalidOption(format!("{}:{}: expected a user id, found {l:?}", path.display(), n + 1))
+            })
+        })
+        .collect()
+}
+
+/// Reads a safetensors file written by [`write_embeddings_safetensors`]: the rows of
+/// `embeddings` and the ids of `users`.
+///
+/// # Errors
+/// [`TextError::Weights`] naming the file when a tensor is missing or of the wrong type or shape.
+pub fn read_embeddings_safetensors(path: &Path) -> Result<(Vec<Vec<f32>>, Vec<u64>)> {
+    let bytes = std::fs::read(path).map_err(|e| TextError::io(path, e))?;
+    let bad = |reason: String| TextError::Weights { path: path.to_path_buf(), reason };
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let emb = tensors.tensor("embeddings").map_err(|e| bad(format!("embeddings: {e}")))?;
+    let ids = tensors.tensor("users").map_err(|e| bad(format!("users: {e}")))?;
+    let ([rows, dim], Dtype::F32, Dtype::U64) = (emb.shape(), emb.dtype(), ids.dtype()) else {
+        return Err(bad("expected f32 embeddings [rows, dim] and u64 users".into()));
+    };
+    let (rows, dim) = (*rows, *dim);
+    let users: Vec<u64> =
+        ids.data().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+    if users.len() != rows {
+        return Err(bad(format!("{} users for {rows} rows", users.len())));
+    }
+    let values: Vec<f32> = emb.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let rows_out = if dim == 0 { vec![Vec::new(); rows] } else { values.chunks(dim).map(<[f32]>::to_vec).collect() };
+    Ok((rows_out, users))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +195,23 @@ mod tests {
         assert_eq!(data, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(users_sidecar(&p), dir.path().join("e.users.txt"));
         assert!(write_npy(&p, &[vec![1.0], vec![1.0, 2.0]]).is_err());
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rows = vec![vec![1.5, -2.0], vec![0.25, 3.0], vec![7.0, 8.0]];
+        let npy = dir.path().join("e.npy");
+        write_npy(&npy, &rows).expect("write");
+        assert_eq!(read_npy(&npy).expect("read"), rows);
+        write_ids(&users_sidecar(&npy), &[5, 3, 9]).expect("ids");
+        assert_eq!(read_ids(&users_sidecar(&npy)).expect("ids"), [5, 3, 9]);
+        let st = dir.path().join("e.safetensors");
+        write_embeddings_safetensors(&st, &rows, &[5, 3, 9]).expect("write");
+        assert_eq!(read_embeddings_safetensors(&st).expect("read"), (rows, vec![5, 3, 9]));
+        std::fs::write(&npy, b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f8'}").expect("write");
+        assert!(read_npy(&npy).expect_err("f8").to_string().contains("'<f4'"));
+        std::fs::write(users_sidecar(&npy), "1\nx\n").expect("write");
+        assert!(read_ids(&users_sidecar(&npy)).expect_err("x").to_string().contains("e.users.txt:2"));
     }
 }
