@@ -72,6 +72,10 @@ pub struct RecommendArgs {
     /// --batch: requests scored at once.
     #[arg(long, default_value_t = 512, requires = "batch", value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// --batch: cache folder of sentence vectors (default: SPLIT/embedding-cache, shared with
+    /// `tears train` and `tears evaluate`; `none`: off).
+    #[arg(long, requires = "batch")]
+    embedding_cache: Option<PathBuf>,
     /// --batch: what to do with users that have no summary (error or skip; skipped users are counted).
     #[arg(long, value_enum, default_value_t = MissingArg::default(), requires = "batch")]
     missing_summary: MissingArg,
@@ -282,7 +286,11 @@ impl BackendJob for BatchJob<'_> {
     type Output = Result<Vec<TopKLine>>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let a = self.args;
-        let options = LoadOptions { encoder_dir: a.encoder_dir.clone(), embedding_cache: None };
+        let split_dir = a.split.as_deref().context("--batch needs --split")?;
+        let options = LoadOptions {
+            encoder_dir: a.encoder_dir.clone(),
+            embedding_cache: crate::train::scrutable::embedding_cache(a.embedding_cache.as_ref(), split_dir),
+        };
         let loaded = tears::model::load::<B::InnerBackend>(&a.model, self.split, &options, &device)?;
         let model = ScrutableModel::new(loaded, ItemTable::new(self.split.items.clone()));
         let bar = progress_bar(
