@@ -1,13 +1,15 @@
-//! `tears summarize`: a summary of every user of a split (LLM or template), resumable.
+//! `tears summarize`: a summary of every user of a split (LLM or template), resumable; or the
+//! prompts written for a batch engine and its answers read back; one shard of the users or all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use tears::data::shard::{Shard, ShardKind, ShardSpec, ShardStamp, stamp_path};
 use tears::summarize::{
-    ApiKey, BatchOptions, DEFAULT_MAX_ITEMS, LlmClient, LlmConfig, LlmSummarizer, PromptTemplate, Summarizer,
-    SummaryCache, TemplateSummarizer, UserSet, user_histories,
+    ApiKey, BatchOptions, BatchPrompts, DEFAULT_MAX_ITEMS, History, LlmClient, LlmConfig, LlmSummarizer,
+    PromptTemplate, Summarizer, SummaryCache, TemplateSummarizer, UserSet, user_histories,
 };
 
 use crate::common::load_split;
@@ -51,8 +53,9 @@ pub struct SummarizeArgs {
     /// Base URL of an OpenAI-compatible server (https://api.openai.com, http://localhost:8080).
     #[arg(long, requires = "model")]
     llm_url: Option<String>,
-    /// Model name sent to the server.
-    #[arg(long, requires = "llm_url")]
+    /// Model name sent to the server (with --export-batch: written in every request; with
+    /// --import-batch: the one the export named).
+    #[arg(long)]
     model: Option<String>,
     /// Environment variable holding the API key (unset: no key is sent).
     #[arg(long, default_value = "OPENAI_API_KEY")]
@@ -92,6 +95,23 @@ pub struct SummarizeArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Write the prompts of the users not yet in --out to FILE as an OpenAI Batch-format request
+    /// file (for `vllm run-batch` or the OpenAI Batch API) instead of asking a server; needs
+    /// --model.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["template", "llm_url", "dry_run", "import_batch"])]
+    export_batch: Option<PathBuf>,
+    /// Read a batch engine's output file (OpenAI Batch format) into --out, each answer checked as
+    /// a live run checks it; repeat for several files. Give the --model, --set, --shard, --prompt
+    /// and --max-items of the export.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["template", "llm_url", "dry_run"])]
+    import_batch: Vec<PathBuf>,
+    /// Only the users of one shard: I/N (0 <= I < N), or auto (a Slurm job array's task or a
+    /// Kubernetes Indexed Job's index); applied before --limit.
+    #[arg(long, value_name = "I/N|auto", value_parser = clap::value_parser!(ShardSpec))]
+    shard: Option<ShardSpec>,
+    /// The number of shards, for --shard auto in a Kubernetes Indexed Job (its completions).
+    #[arg(long, requires = "shard", value_parser = clap::value_parser!(u32).range(1..))]
+    shards: Option<u32>,
 }
 
 pub fn run(a: SummarizeArgs) -> Result<()> {
@@ -99,6 +119,17 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
     if a.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
+    let batch_file = a.export_batch.is_some() || !a.import_batch.is_empty();
+    if batch_file && a.model.is_none() {
+        anyhow::bail!("--export-batch and --import-batch need --model NAME (the model the batch engine runs)");
+    }
+    if a.model.is_some() && a.llm_url.is_none() && !batch_file {
+        anyhow::bail!("--model needs --llm-url URL (a live server), --export-batch FILE or --import-batch FILE");
+    }
+    let shard = match a.shard {
+        Some(spec) => spec.resolve(a.shards)?,
+        None => Shard::WHOLE,
+    };
     let split = load_split(&a.split)?;
     let books = split.meta.dataset.contains("book");
     let mut template = match &a.prompt {
@@ -107,10 +138,16 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
         None => PromptTemplate::movies(),
     };
     template.max_items = a.max_items.max(1);
-    let mut jobs = user_histories(&split, set);
+    let all = user_histories(&split, set);
+    let in_set = all.len();
+    let mut jobs = shard.select(all, |(u, _)| *u);
+    if !shard.is_whole() {
+        println!("shard {shard}: {} of the {in_set} {} users", jobs.len(), set.name());
+    }
     if let Some(n) = a.limit {
         jobs.truncate(n);
     }
+    let stamp = ShardStamp::new(ShardKind::Summaries, shard, format!("{} {}", split.meta.dataset, set.name()));
     if a.dry_run {
         let mut chars: Vec<usize> =
             jobs.iter().map(|(_, h)| template.render(h).iter().map(|m| m.content.chars().count()).sum()).collect();
@@ -127,6 +164,14 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
         );
         println!("approx. prompt tokens (characters / 4): mean {:.0}, max {}", mean / 4.0, pct(1.0) / 4);
         return Ok(());
+    }
+    if let (Some(model), true) = (&a.model, batch_file) {
+        let mut prompts = BatchPrompts::new(LlmConfig::new("", model), template);
+        prompts.rules.reject_titles = a.reject_titles;
+        return match &a.export_batch {
+            Some(file) => export_batch(&a, &prompts, &jobs, &stamp, file),
+            None => import_batch(&a, &prompts, &jobs, &stamp),
+        };
     }
     let mut llm = None;
     let mut offline = None;
@@ -147,9 +192,13 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
     let summarizer: &dyn Summarizer = match (&llm, &offline) {
         (Some(s), _) => s,
         (None, Some(t)) => t,
-        (None, None) => anyhow::bail!("choose a summarizer: --template, or --llm-url URL --model NAME"),
+        (None, None) => anyhow::bail!(
+            "choose a summarizer: --template, or --llm-url URL --model NAME (or --model NAME with --export-batch \
+             FILE, then --import-batch FILE)"
+        ),
     };
     let mut cache = SummaryCache::open(&a.out)?;
+    claim_out(&a.out, &stamp, &cache)?;
     let options = BatchOptions { concurrency: a.concurrency, progress: !a.no_progress, ..BatchOptions::default() };
     let report = tears::summarize::summarize_all(summarizer, &jobs, &mut cache, &options);
     println!(
@@ -185,6 +234,141 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
     }
     if !report.failed.is_empty() {
         anyhow::bail!("{} users failed; rerun the same command to retry them", report.failed.len());
+    }
+    Ok(())
+}
+
+/// `--export-batch FILE`: the request lines of the users of `jobs` that `--out` does not have yet,
+/// and the shard stamp beside FILE.
+fn export_batch(
+    a: &SummarizeArgs,
+    prompts: &BatchPrompts,
+    jobs: &[(u64, History)],
+    stamp: &ShardStamp,
+    file: &Path,
+) -> Result<()> {
+    // Read --out when it exists (and check it is this shard's), without creating it.
+    let cache = if a.out.exists() { Some(SummaryCache::open(&a.out)?) } else { None };
+    if let Some(c) = &cache {
+        check_out(&a.out, stamp, c)?;
+    }
+    let report = prompts.export(jobs, cache.as_ref(), file)?;
+    if stamp.shards > 1 {
+        stamp.write_beside(file)?;
+    } else {
+        // A whole export replaces any earlier sharded one at this path: its stamp goes too.
+        match std::fs::remove_file(stamp_path(file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e).context(format!("removing {}", stamp_path(file).display())));
+            }
+            _ => {}
+        }
+    }
+    println!(
+        "{} users: {} requests written to {}, {} already in {}",
+        report.total,
+        report.exported,
+        file.display(),
+        report.cached,
+        a.out.display()
+    );
+    if report.exported > 0 {
+        println!(
+            "run them with `vllm run-batch -i {} -o answers.jsonl --model {}` or the OpenAI Batch API (endpoint {}), \
+             then `tears summarize --import-batch answers.jsonl` with the same --split, --out, --set, --shard, \
+             --limit, --model, --prompt and --max-items",
+            file.display(),
+            prompts.config.model,
+            tears::summarize::batch_file::BATCH_ENDPOINT
+        );
+    }
+    Ok(())
+}
+
+/// `--import-batch FILE...`: the engine's answers checked and appended to `--out`.
+fn import_batch(a: &SummarizeArgs, prompts: &BatchPrompts, jobs: &[(u64, History)], stamp: &ShardStamp) -> Result<()> {
+    let mut cache = SummaryCache::open(&a.out)?;
+    claim_out(&a.out, stamp, &cache)?;
+    let report = prompts.import(&a.import_batch, jobs, &mut cache)?;
+    let files: Vec<String> = a.import_batch.iter().map(|p| p.display().to_string()).collect();
+    println!(
+        "{} answers in {}: {} imported into {}, {} already there, {} failed; {} of the {} users asked for have no \
+         summary yet",
+        report.answers,
+        files.join(", "),
+        report.imported,
+        a.out.display(),
+        report.already,
+        report.failed.len(),
+        report.missing,
+        jobs.len()
+    );
+    let u = report.usage;
+    println!(
+        "answers: {} chat completions in {} lines; tokens: {} prompt, {} completion (as the engine reported them)",
+        u.completions, u.attempts, u.prompt_tokens, u.completion_tokens
+    );
+    if !report.failed.is_empty() {
+        println!("{} answers failed (custom_id, file:line, reason):", report.failed.len());
+        for f in &report.failed {
+            println!("  {} {}:{}: {}", f.custom_id, f.path.display(), f.line, f.error);
+        }
+    }
+    if let Some(path) = &report.failures_file {
+        println!("the failed users and their errors are in {}", path.display());
+    }
+    if report.missing > 0 {
+        println!(
+            "the {} users without a summary (the failed ones included) are not in {}: --export-batch with the same \
+             flags writes their prompts again (a batch cannot re-ask a rejected answer in its chat; a live run with \
+             --llm-url does)",
+            report.missing,
+            a.out.display()
+        );
+    }
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} answers failed; export the missing users again to retry them", report.failed.len());
+    }
+    Ok(())
+}
+
+/// How a stamp reads in messages: `summaries shard 1/4 of "ml-1m test"`.
+fn describe(stamp: &ShardStamp) -> String {
+    let whole = if stamp.shards == 1 { " (all users)" } else { "" };
+    format!("{} shard {}/{}{whole} of {:?}", stamp.kind.name(), stamp.shard, stamp.shards, stamp.source)
+}
+
+/// Refuses an `--out` written for another shard or source than `stamp` names (its stamp says
+/// so; or, unstamped, it holds users outside this shard).
+fn check_out(out: &Path, stamp: &ShardStamp, cache: &SummaryCache) -> Result<()> {
+    let shard = stamp.shard()?;
+    match ShardStamp::read_beside(out)? {
+        Some(old) if old != *stamp => anyhow::bail!(
+            "{} holds {} (says {}), but this run is {}; give another --out, or the --shard, --shards and --set \
+             that wrote it",
+            out.display(),
+            describe(&old),
+            stamp_path(out).display(),
+            describe(stamp)
+        ),
+        Some(_) => Ok(()),
+        None => match cache.records().keys().find(|u| !shard.contains(**u)) {
+            Some(user) if !shard.is_whole() => anyhow::bail!(
+                "{} has no shard stamp but holds users outside shard {shard} (user {user}): it was written by an \
+                 unsharded run or another shard; give another --out",
+                out.display()
+            ),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// [`check_out`], then the stamp written beside `out` when the shard is not the whole (before
+/// anything is summarized, so that an interrupted shard is stamped too).
+fn claim_out(out: &Path, stamp: &ShardStamp, cache: &SummaryCache) -> Result<()> {
+    check_out(out, stamp, cache)?;
+    if stamp.shards > 1 {
+        stamp.write_beside(out)?;
     }
     Ok(())
 }

@@ -1230,3 +1230,90 @@ fn summary_stats_reports_lengths_edit_distance_and_bleu() {
     let run = tears().args(["summary-stats", "--summaries", "no-such-file.json"]).output().expect("run");
     assert!(String::from_utf8_lossy(&run.stderr).contains("no-such-file.json"));
 }
+
+#[test]
+fn summarize_exports_a_shard_as_a_batch_file_and_imports_the_answers() {
+    use tears_data::shard::{Shard, ShardKind, ShardStamp};
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = || Command::new(env!("CARGO_BIN_EXE_tears"));
+    let split_dir = dir.path().join("split");
+    let run = bin().args(["prepare", "--dataset", "synthetic", "--out"]).arg(&split_dir).output().expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let (out, prompts, answers) =
+        (dir.path().join("s.jsonl"), dir.path().join("prompts.jsonl"), dir.path().join("answers.jsonl"));
+    let summarize = |shard: &str, flag: &str, file: &std::path::Path| {
+        bin()
+            .args(["summarize", "--set", "test", "--model", "qwen", "--shard", shard, "--split"])
+            .arg(&split_dir)
+            .arg("--out")
+            .arg(&out)
+            .arg(flag)
+            .arg(file)
+            .output()
+            .expect("run")
+    };
+    let run = summarize("0/2", "--export-batch", &prompts);
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    let shard = Shard::new(0, 2).expect("a shard");
+    let split = tears_data::Split::load(&split_dir).expect("split");
+    let users: Vec<u64> = split.test.users().iter().copied().filter(|u| shard.contains(*u)).collect();
+    assert!(stdout.contains(&format!("shard 0/2: {} of the {} test users", users.len(), split.test.len())), "{stdout}");
+    let stamp = ShardStamp::new(ShardKind::Summaries, shard, "synthetic test");
+    assert_eq!(ShardStamp::read_beside(&prompts).expect("stamp"), Some(stamp.clone()));
+    let requests: Vec<serde_json::Value> = std::fs::read_to_string(&prompts)
+        .expect("prompts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let ids: Vec<String> = requests.iter().map(|r| r["custom_id"].as_str().expect("an id").to_string()).collect();
+    assert_eq!(ids.len(), users.len());
+    for (id, user) in ids.iter().zip(&users) {
+        assert!(id.starts_with(&format!("user-{user}-")), "{id}");
+    }
+    assert!(requests.iter().all(|r| r["url"] == "/v1/chat/completions" && r["body"]["model"] == "qwen"));
+    // The answers in the OpenAI Batch output format, in reverse order; the first user's request expired.
+    let mut lines = Vec::new();
+    for (i, id) in ids.iter().enumerate().rev() {
+        let line = if i == 0 {
+            serde_json::json!({"id": "batch_req_0", "custom_id": id, "response": null,
+                "error": {"code": "batch_expired", "message": "not run in time"}})
+        } else {
+            let body = serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "qwen",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                "content": "Summary: The user enjoys quiet dramas and gentle comedies about families."}}]});
+            serde_json::json!({"id": format!("batch_req_{i}"), "custom_id": id,
+                "response": {"status_code": 200, "request_id": "req", "body": body}, "error": null})
+        };
+        lines.push(line.to_string());
+    }
+    std::fs::write(&answers, lines.join("\n") + "\n").expect("write");
+    let run = summarize("0/2", "--import-batch", &answers);
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert_eq!(run.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    let n = users.len();
+    assert!(stdout.contains(&format!("{n} answers in {}: {} imported", answers.display(), n - 1)), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "  {} {}:{n}: the batch engine reported an error batch_expired",
+            ids[0],
+            answers.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).expect("cache").lines().count(), n - 1);
+    assert_eq!(ShardStamp::read_beside(&out).expect("stamp"), Some(stamp));
+    // Exporting again asks only the failed user; another shard is refused on this --out.
+    let run = summarize("0/2", "--export-batch", &prompts);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let again = std::fs::read_to_string(&prompts).expect("prompts");
+    assert_eq!(again.lines().count(), 1);
+    assert!(again.contains(&ids[0]));
+    let run = summarize("1/2", "--import-batch", &answers);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        stderr.contains("holds summaries shard 0/2") && stderr.contains("this run is summaries shard 1/2"),
+        "{stderr}"
+    );
+}

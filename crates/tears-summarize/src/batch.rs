@@ -191,7 +191,8 @@ pub fn summarize_all(
     if let Err(e) = cache.sync() {
         report.stopped.get_or_insert(e);
     }
-    match write_failures(&cache.failures_path(), &report.failed) {
+    let failed: Vec<(u64, &SummarizeError)> = report.failed.iter().map(|(u, e)| (*u, e)).collect();
+    match write_failures(&cache.failures_path(), &failed) {
         Ok(written) => report.failures_file = written,
         Err(e) => {
             report.stopped.get_or_insert(e);
@@ -204,7 +205,8 @@ pub fn summarize_all(
 
 /// Writes `failed` to `path` (JSON lines: user, kind, status, error, at) atomically
 /// ([`tears_data::io::write_atomic`]); with no failures, removes an earlier run's file. Returns the path when written.
-fn write_failures(path: &Path, failed: &[(u64, SummarizeError)]) -> Result<Option<PathBuf>> {
+/// A batch import ([`crate::batch_file`]) writes its failures through it too.
+pub(crate) fn write_failures(path: &Path, failed: &[(u64, &SummarizeError)]) -> Result<Option<PathBuf>> {
     if failed.is_empty() {
         return match std::fs::remove_file(path) {
             Ok(()) => Ok(None),

@@ -33,6 +33,7 @@ pub enum SummarizeError {
     /// The server answered with an HTTP status that retrying cannot fix (4xx other than 408 and
     /// 429). Statuses that say the request is wrong for every user (401, 402, 403, 404, 405, 407)
     /// are fatal; the others (400 "context length exceeded", 413, 422, ...) fail only that user.
+    /// A batch import reports any status other than 200 of an output line with it.
     #[error("the LLM server answered HTTP {status}: {message}")]
     Http {
         /// The HTTP status.
@@ -50,7 +51,7 @@ pub enum SummarizeError {
     },
     /// The server answered 200 with something that is not a chat-completions JSON object (truncated
     /// JSON, a proxy's HTML page, no `choices[0].message.content`) on every attempt.
-    #[error("malformed answer from the LLM server after {attempts} attempts: {message}")]
+    #[error("malformed answer from the LLM server after {attempts} {}: {message}", plural(*attempts, "attempt", "attempts"))]
     MalformedResponse {
         /// Attempts made.
         attempts: u32,
@@ -87,12 +88,33 @@ pub enum SummarizeError {
     },
     /// The model's answers failed validation on every try (empty, too short, too long, wrong prefix,
     /// naming an item title, an unparseable or unknown-genre answer to an edit request).
-    #[error("invalid answer after {attempts} tries: {reason}")]
+    #[error("invalid answer after {attempts} {}: {reason}", plural(*attempts, "try", "tries"))]
     InvalidAnswer {
         /// Tries (first ask + re-asks).
         attempts: u32,
         /// Why the last answer was rejected.
         reason: String,
+    },
+    /// A batch engine's output line reported that the request failed, without an HTTP status
+    /// (an OpenAI Batch `error` object such as `batch_expired`; vLLM's `error` string).
+    #[error("the batch engine reported an error{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    BatchRequest {
+        /// The error's `code`, when it has one.
+        code: Option<String>,
+        /// The error's message (shortened).
+        message: String,
+    },
+    /// A batch file line that cannot be used: not JSON, not the expected shape, an unknown
+    /// `custom_id`, a user outside the users asked for, a user answered twice, a prompt other
+    /// than the one the current settings render.
+    #[error("{}:{line}: {message}", path.display())]
+    BatchFile {
+        /// The batch file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
     },
     /// A corrupt line in the middle of a summary cache.
     #[error("{}:{line}: {message}", path.display())]
@@ -138,13 +160,15 @@ impl SummarizeError {
             | SummarizeError::Io { .. }
             | SummarizeError::Template { .. }
             | SummarizeError::Cache { .. }
+            | SummarizeError::BatchFile { .. }
             | SummarizeError::ServerDown { .. }
             | SummarizeError::Refused { .. }
             | SummarizeError::Locked { .. } => true,
             SummarizeError::Data(_)
             | SummarizeError::RetriesExhausted { .. }
             | SummarizeError::MalformedResponse { .. }
-            | SummarizeError::InvalidAnswer { .. } => false,
+            | SummarizeError::InvalidAnswer { .. }
+            | SummarizeError::BatchRequest { .. } => false,
         }
     }
 
@@ -169,6 +193,8 @@ impl SummarizeError {
             SummarizeError::Locked { .. } => "locked",
             SummarizeError::InvalidAnswer { .. } => "invalid-answer",
             SummarizeError::Cache { .. } => "cache",
+            SummarizeError::BatchRequest { .. } => "batch-error",
+            SummarizeError::BatchFile { .. } => "batch-file",
         }
     }
 
@@ -180,6 +206,11 @@ impl SummarizeError {
             _ => None,
         }
     }
+}
+
+/// `one` when `n` is 1, else `many`.
+fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 /// Shortens `s` to at most `max` characters, marking the cut.

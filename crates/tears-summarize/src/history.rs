@@ -142,6 +142,23 @@ pub enum UserSet {
     All,
 }
 
+impl UserSet {
+    /// The set's name (`train`, `validation`, `test`, `all`), as [`std::str::FromStr`] reads it.
+    ///
+    /// ```
+    /// use tears_summarize::UserSet;
+    /// assert_eq!(UserSet::Test.name().parse::<UserSet>().expect("a set"), UserSet::Test);
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            UserSet::Train => "train",
+            UserSet::Validation => "validation",
+            UserSet::Test => "test",
+            UserSet::All => "all",
+        }
+    }
+}
+
 impl std::str::FromStr for UserSet {
     type Err = crate::SummarizeError;
 

@@ -12,8 +12,10 @@
 //! A summarizer only sees a [`History`], which is built from what a split lets it read (an
 //! evaluation user's window, a training user's rows), never from held-out items. Prompts are
 //! template files ([`PromptTemplate`]); batches go through a resumable JSONL cache
-//! ([`SummaryCache`], [`summarize_all`]). The [`edit`] module has the controllability edits;
-//! [`direct`] asks an LLM for recommendations directly (the paper's LLM baseline row).
+//! ([`SummaryCache`], [`summarize_all`]), or through a batch engine (the OpenAI Batch API,
+//! `vllm run-batch`) as OpenAI Batch-format files ([`batch_file`]). The [`edit`] module has the
+//! controllability edits; [`direct`] asks an LLM for recommendations directly (the paper's LLM
+//! baseline row).
 //!
 //! ```
 //! use tears_data::{prepare, DatasetName, PrepareOptions, split::EvalSet};
@@ -26,6 +28,7 @@
 //! ```
 
 pub mod batch;
+pub mod batch_file;
 pub mod cache;
 pub mod direct;
 pub mod edit;
@@ -38,6 +41,7 @@ pub mod stats;
 pub mod template;
 
 pub use batch::{BatchOptions, BatchReport, summarize_all};
+pub use batch_file::{BatchPrompts, ExportReport, ImportReport};
 pub use cache::{CacheRecord, SummaryCache, now_rfc3339};
 pub use error::{Result, SummarizeError};
 pub use history::{History, HistoryItem, UserSet, user_histories};

@@ -159,6 +159,40 @@ impl LlmConfig {
         let factor = 2u32.saturating_pow(retry.min(30));
         self.backoff_base.saturating_mul(factor).min(self.backoff_max)
     }
+
+    /// The chat-completions request body for `messages`: the model, the messages, `temperature`,
+    /// `max_tokens` and `seed`. The live client POSTs exactly this, and a batch file
+    /// ([`crate::batch_file`]) carries it as each line's `body`.
+    ///
+    /// ```
+    /// use tears_summarize::{LlmConfig, Message};
+    /// let body = LlmConfig::new("http://x", "m").request_body(&[Message::new("user", "hi")]);
+    /// assert_eq!(body["model"], "m");
+    /// assert_eq!(body["messages"][0]["content"], "hi");
+    /// assert_eq!((body["temperature"].as_f64(), body["max_tokens"].as_u64()), (Some(0.0), Some(300)));
+    /// ```
+    pub fn request_body(&self, messages: &[Message]) -> Value {
+        json!({
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        })
+    }
+
+    /// A stable hash of what asking `messages` sends: the model, its sampling settings and every
+    /// message (not the URL or the key). Cache keys of answers use it, so a changed prompt or
+    /// setting is asked again.
+    pub fn chat_hash(&self, messages: &[Message]) -> String {
+        let settings = format!("{}|{}|{}|{}", self.model, self.temperature, self.max_tokens, self.seed);
+        let mut parts = vec![settings.as_str()];
+        for m in messages {
+            parts.push(&m.role);
+            parts.push(&m.content);
+        }
+        stable_hash(&parts)
+    }
 }
 
 /// Token counts reported by the server (`usage`), summed over all answers.
@@ -265,15 +299,9 @@ impl LlmClient {
         shorten(&self.scrub(s), max)
     }
 
-    /// The request body for `messages`.
+    /// The request body for `messages` ([`LlmConfig::request_body`]).
     pub fn request_body(&self, messages: &[Message]) -> Value {
-        json!({
-            "model": self.config.model,
-            "messages": messages,
-            "temperature": self.config.temperature,
-            "max_tokens": self.config.max_tokens,
-            "seed": self.config.seed,
-        })
+        self.config.request_body(messages)
     }
 
     /// Sends `messages` and returns the answer text (possibly empty: validation is the caller's),
@@ -370,30 +398,16 @@ impl LlmClient {
         let malformed = |error: String| Attempt::Retry { error, retry_after: None, malformed: true };
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| malformed(format!("{e}; body starts {:?}", self.quote(&text, 120))))?;
-        let content = v
-            .pointer("/choices/0/message/content")
-            .ok_or_else(|| malformed(format!("no choices[0].message.content in {:?}", self.quote(&text, 120))))?
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let answer = Completion::read(&v).ok_or_else(|| malformed(no_content(&self.quote(&text, 120))))?;
         self.completions.fetch_add(1, Ordering::Relaxed);
-        let tokens = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-        self.prompt_tokens.fetch_add(tokens("/usage/prompt_tokens"), Ordering::Relaxed);
-        self.completion_tokens.fetch_add(tokens("/usage/completion_tokens"), Ordering::Relaxed);
-        Ok(content)
+        self.prompt_tokens.fetch_add(answer.prompt_tokens, Ordering::Relaxed);
+        self.completion_tokens.fetch_add(answer.completion_tokens, Ordering::Relaxed);
+        Ok(answer.content)
     }
 
-    /// A stable hash of what asking `messages` sends: the model, its sampling settings and every
-    /// message. Cache keys of answers use it, so a changed prompt or setting is asked again.
+    /// A stable hash of what asking `messages` sends ([`LlmConfig::chat_hash`]).
     pub fn chat_hash(&self, messages: &[Message]) -> String {
-        let c = &self.config;
-        let settings = format!("{}|{}|{}|{}", c.model, c.temperature, c.max_tokens, c.seed);
-        let mut parts = vec![settings.as_str()];
-        for m in messages {
-            parts.push(&m.role);
-            parts.push(&m.content);
-        }
-        stable_hash(&parts)
+        self.config.chat_hash(messages)
     }
 
     /// Asks `messages` and validates the answer with `check`; a rejected answer is re-asked in the
@@ -433,6 +447,44 @@ impl LlmClient {
             }
         }
     }
+}
+
+/// The answer of a chat-completions response body, as the live client and a batch import
+/// ([`crate::batch_file`]) both read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Completion {
+    /// `choices[0].message.content`; a `null` content (as a refusal may have) reads as empty, which
+    /// the answer checks then reject.
+    pub content: String,
+    /// `usage.prompt_tokens` (0 when absent).
+    pub prompt_tokens: u64,
+    /// `usage.completion_tokens` (0 when absent).
+    pub completion_tokens: u64,
+}
+
+impl Completion {
+    /// The completion in `body`; `None` when it has no `choices[0].message.content` (not a chat
+    /// completion: a proxy's page, an error object).
+    pub(crate) fn read(body: &Value) -> Option<Completion> {
+        let content = body.pointer("/choices/0/message/content")?.as_str().unwrap_or_default().to_string();
+        let tokens = |p: &str| body.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        Some(Completion {
+            content,
+            prompt_tokens: tokens("/usage/prompt_tokens"),
+            completion_tokens: tokens("/usage/completion_tokens"),
+        })
+    }
+}
+
+/// Why a body is not a chat completion (`quoted`: its start, shortened and scrubbed).
+pub(crate) fn no_content(quoted: &str) -> String {
+    format!("no choices[0].message.content in {quoted:?}")
+}
+
+/// The titles a summary must not name (with `--reject-titles`): those of the items the prompt
+/// of `history` shows.
+pub(crate) fn prompt_titles<'h>(template: &PromptTemplate, history: &'h History) -> Vec<&'h str> {
+    history.recent(template.max_items).iter().map(|i| i.title.as_str()).collect()
 }
 
 /// A `Retry-After` value in seconds (HTTP dates are ignored: the backoff applies); huge values
@@ -550,7 +602,7 @@ impl Summarizer for LlmSummarizer {
     }
 
     fn summarize(&self, history: &History) -> Result<String> {
-        let titles: Vec<&str> = history.recent(self.template.max_items).iter().map(|i| i.title.as_str()).collect();
+        let titles = prompt_titles(&self.template, history);
         self.client
             .ask_validated(self.template.render(history), self.rules.max_reasks, |a| self.rules.check(a, &titles))
     }
