@@ -81,7 +81,7 @@ pub struct ShardArgs {
     /// Run one shard of N: `I/N` (users whose id hashes to I of N; 0 <= I < N), or `auto` to
     /// read a Slurm job array's or a Kubernetes Indexed Job's variables. Shards are disjoint and
     /// cover everyone; `tears merge` joins their outputs.
-    #[arg(long, value_parser = parse_shard)]
+    #[arg(long, value_name = "I/N|auto", value_parser = parse_shard)]
     pub shard: Option<ShardSpec>,
     /// The number of shards, for `--shard auto` under Kubernetes (which does not tell a pod how
     /// many completions its Job has); checked against Slurm's count.

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use tears::data::shard::{Shard, ShardKind, ShardSpec, ShardStamp, stamp_path};
+use tears::data::shard::{ShardKind, ShardStamp, stamp_path};
 use tears::summarize::{
     ApiKey, BatchOptions, BatchPrompts, DEFAULT_MAX_ITEMS, History, LlmClient, LlmConfig, LlmSummarizer,
     PromptTemplate, Summarizer, SummaryCache, TemplateSummarizer, UserSet, user_histories,
 };
 
-use crate::common::load_split;
+use crate::common::{ShardArgs, load_split};
 
 /// The values of `--set`: the command-line face of [`UserSet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,13 +105,8 @@ pub struct SummarizeArgs {
     /// and --max-items of the export.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["template", "llm_url", "dry_run"])]
     import_batch: Vec<PathBuf>,
-    /// Only the users of one shard: I/N (0 <= I < N), or auto (a Slurm job array's task or a
-    /// Kubernetes Indexed Job's index); applied before --limit.
-    #[arg(long, value_name = "I/N|auto", value_parser = clap::value_parser!(ShardSpec))]
-    shard: Option<ShardSpec>,
-    /// The number of shards, for --shard auto in a Kubernetes Indexed Job (its completions).
-    #[arg(long, requires = "shard", value_parser = clap::value_parser!(u32).range(1..))]
-    shards: Option<u32>,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 pub fn run(a: SummarizeArgs) -> Result<()> {
@@ -126,10 +121,7 @@ pub fn run(a: SummarizeArgs) -> Result<()> {
     if a.model.is_some() && a.llm_url.is_none() && !batch_file {
         anyhow::bail!("--model needs --llm-url URL (a live server), --export-batch FILE or --import-batch FILE");
     }
-    let shard = match a.shard {
-        Some(spec) => spec.resolve(a.shards)?,
-        None => Shard::WHOLE,
-    };
+    let shard = a.shard.resolve()?;
     let split = load_split(&a.split)?;
     let books = split.meta.dataset.contains("book");
     let mut template = match &a.prompt {

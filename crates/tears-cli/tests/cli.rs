@@ -968,6 +968,28 @@ fn sharded_jobs_merge_into_the_whole_run(dir: &std::path::Path, split: &std::pat
     assert_eq!(whole.len(), everyone);
     let first: serde_json::Value = serde_json::from_str(&whole[0]).expect("json");
     assert_eq!(first["items"].as_array().map(Vec::len), Some(7));
+    // Template summaries: the same records but for the time each was written.
+    let summarize = |out: &std::path::Path| {
+        let mut c = tears();
+        c.args(["summarize", "--template", "--set", "all", "--no-progress", "--split"])
+            .arg(split)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    let (whole, merged) = whole_and_merged_shards(dir, "summaries", &summarize);
+    let untimed = |jsonl: &[u8]| -> Vec<String> {
+        by_user(jsonl)
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("json");
+                v["created_at"] = serde_json::Value::Null;
+                v.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(untimed(&whole), untimed(&merged));
+    assert_eq!(by_user(&merged).join("\n") + "\n", String::from_utf8_lossy(&merged), "merged in user order");
     let evaluation = |out: &std::path::Path| {
         let mut c = tears();
         c.args(["evaluate", "--alpha", "sweep", "--k", "10,20", "--model"])
