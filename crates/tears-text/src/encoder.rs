@@ -60,11 +60,14 @@ pub trait TextEncoder<B: Backend> {
 /// different encoders are never mixed silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderIdentity {
-    /// `"bert"` (a [`SentenceEncoder`]) or `"hashing"` (a [`HashingEncoder`](crate::HashingEncoder)).
+    /// `"bert"` (a [`SentenceEncoder`]), `"hashing"` (a [`HashingEncoder`](crate::HashingEncoder))
+    /// or `"tei"` (a [`TeiEncoder`](crate::TeiEncoder), vectors from a text-embeddings-inference
+    /// server).
     pub kind: String,
     /// For BERT, [`SentenceEncoder::model_key`] (SHA-256 over `model.safetensors`, `config.json`,
     /// `tokenizer.json` and the truncation, pooling and normalisation settings); for hashing, a
-    /// hash of its configuration and version.
+    /// hash of its configuration and version; for TEI, [`TeiClient::model_key`](crate::TeiClient::model_key)
+    /// (from the server's `/info`, never equal to a BERT key).
     pub key: String,
     /// The vector dimension.
     pub dim: usize,
@@ -74,7 +77,8 @@ pub struct EncoderIdentity {
     pub max_tokens: Option<usize>,
     /// Whether the vectors are L2-normalised.
     pub normalize: bool,
-    /// Where the encoder came from: the model folder as given, or `"hashing"`.
+    /// Where the encoder came from: the model folder as given, `"hashing"`, or the TEI server's
+    /// URL.
     pub source: String,
 }
 

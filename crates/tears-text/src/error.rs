@@ -99,6 +99,47 @@ pub enum TextError {
         /// The differing fields recorded in the file, as `name=value` pairs.
         found: String,
     },
+    /// A text-embeddings-inference server could not be used: an invalid URL or setting, an
+    /// `/info` that does not describe a mean-pooled embedding model, or an answer of the wrong
+    /// shape.
+    #[error("TEI server {url}: {reason}")]
+    Tei {
+        /// The server's base URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A text-embeddings-inference server refused a request with a client error (4xx other than
+    /// 429: 413 payload too large, 422 validation ...); retrying would not help.
+    #[error(
+        "TEI server {url}: {endpoint} answered HTTP {status}: {message}{}",
+        error_type.as_deref().map(|t| format!(" (error_type {t})")).unwrap_or_default()
+    )]
+    TeiHttp {
+        /// The server's base URL.
+        url: String,
+        /// The request (`GET /info`, `POST /embed`).
+        endpoint: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The server's `error` field, or the start of its body when it is not TEI's error JSON.
+        message: String,
+        /// The server's `error_type` field, if any.
+        error_type: Option<String>,
+    },
+    /// A text-embeddings-inference server kept failing (429, 5xx, timeouts, connection errors)
+    /// until the attempts ran out.
+    #[error("TEI server {url}: {endpoint} failed {attempts} times; last error: {last}")]
+    TeiRetriesExhausted {
+        /// The server's base URL.
+        url: String,
+        /// The request (`GET /info`, `POST /embed`).
+        endpoint: &'static str,
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
 }
 
 impl TextError {

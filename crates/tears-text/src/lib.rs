@@ -20,6 +20,9 @@
 //! - [`LayerCache`]: the frozen lower layers' hidden states of a set of texts, kept on the host,
 //!   so that top-n fine-tuning runs only the top layers each step
 //!   ([`SentenceEncoder::cache_lower_layers`], [`BertModel::forward_from`]).
+//! - [`TeiClient`] / [`TeiEncoder`]: sentence vectors from a Hugging Face
+//!   text-embeddings-inference server (batched, retried, cached under a key of the server's
+//!   model that never meets a local model's key).
 //! - [`testing`]: a tiny random BERT folder written on the fly, for tests that need no download.
 //!
 //! ```
@@ -42,6 +45,7 @@ pub mod export;
 pub mod hashing;
 pub mod io;
 pub mod layer_cache;
+pub mod tei;
 pub mod testing;
 pub mod tokenizer;
 mod weights;
@@ -53,5 +57,6 @@ pub use encoder::{Batch, DEFAULT_MODEL_DIR, EncoderIdentity, EncoderOptions, Sen
 pub use error::{Result, TextError};
 pub use hashing::{HASHING_VERSION, HashingConfig, HashingEncoder};
 pub use layer_cache::LayerCache;
+pub use tei::{TeiClient, TeiConfig, TeiEncoder, TeiInfo};
 pub use tokenizer::{DEFAULT_MAX_TOKENS, TextTokenizer};
 pub use weights::write_safetensors;
