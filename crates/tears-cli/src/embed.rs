@@ -8,11 +8,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use tears::backend::BackendJob;
-use tears::data::shard::{Shard, ShardKind, ShardSpec, ShardStamp, stamp_path};
+use tears::data::shard::{ShardKind, ShardStamp, stamp_path};
 use tears::text::tei::{TeiClient, TeiConfig};
 use tears::text::{EmbeddingCache, EncoderOptions, SentenceEncoder, export};
 
-use crate::common::{BackendFlag, progress_bar};
+use crate::common::{BackendFlag, ShardArgs, progress_bar};
 
 /// Which encoder `tears embed` uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +36,6 @@ fn parse_encoder(s: &str) -> Result<EncoderChoice, String> {
     }
 }
 
-fn parse_shard(s: &str) -> Result<ShardSpec, String> {
-    s.parse().map_err(|e: tears::data::shard::ShardError| e.to_string())
-}
-
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
     /// The encoder: `local` (the model folder of --model-dir, on --backend) or
@@ -52,13 +48,8 @@ pub struct EmbedArgs {
     /// then differ from the local all-MiniLM-L6-v2 encoder's).
     #[arg(long)]
     tei_any_pooling: bool,
-    /// Encode only one shard of the users: `I/N` (0-based), or `auto` from a Slurm array job or
-    /// a Kubernetes indexed job. A part writes its shard stamp beside --out (OUT.shard.json).
-    #[arg(long, value_parser = parse_shard)]
-    shard: Option<ShardSpec>,
-    /// The number of shards, for `--shard auto` where the scheduler does not give it (Kubernetes).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    shards: Option<u32>,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// Model folder in the Hugging Face layout (config.json, tokenizer.json, model.safetensors) of
     /// `--encoder local`.
     #[arg(long, default_value = tears::text::DEFAULT_MODEL_DIR)]
@@ -165,11 +156,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     if !matches!(ext.as_deref(), Some("npy" | "safetensors")) {
         anyhow::bail!("--out {}: the extension must be .npy or .safetensors", a.out.display());
     }
-    let shard = match a.shard {
-        Some(spec) => spec.resolve(a.shards)?,
-        None if a.shards.is_some() => anyhow::bail!("--shards goes with --shard auto (or --shard I/N)"),
-        None => Shard::WHOLE,
-    };
+    let shard = a.shard.resolve()?;
     let stored = tears::data::StoredSummaries::load(&a.summaries)
         .with_context(|| format!("reading the summaries {}", a.summaries.display()))?;
     // Rows follow the input file's order (first appearance of each user), this shard's users only.
@@ -233,7 +220,7 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
 
     use clap::Parser;
-    use tears::data::shard::ShardStamp;
+    use tears::data::shard::{Shard, ShardSpec, ShardStamp};
 
     use super::*;
 
@@ -299,13 +286,13 @@ mod tests {
     fn encoder_and_shard_flags_parse() {
         let base = ["--summaries", "s.json", "--out", "e.npy"];
         let a = parse(&base).expect("defaults");
-        assert_eq!((a.encoder, a.shard, a.shards), (EncoderChoice::Local, None, None));
+        assert_eq!((a.encoder, a.shard.shard, a.shard.shards), (EncoderChoice::Local, None, None));
         let a = parse(&[&base[..], &["--encoder", "tei:http://h:8080", "--shard", "auto", "--shards", "4"]].concat())
             .expect("tei, auto");
         assert_eq!(a.encoder, EncoderChoice::Tei("http://h:8080".into()));
-        assert_eq!((a.shard, a.shards), (Some(ShardSpec::Auto), Some(4)));
+        assert_eq!((a.shard.shard, a.shard.shards), (Some(ShardSpec::Auto), Some(4)));
         let a = parse(&[&base[..], &["--shard", "2/5"]].concat()).expect("fixed shard");
-        assert_eq!(a.shard, Some(ShardSpec::Fixed(Shard::new(2, 5).expect("2/5"))));
+        assert_eq!(a.shard.shard, Some(ShardSpec::Fixed(Shard::new(2, 5).expect("2/5"))));
         for bad in [["--encoder", "tei:h:8080"], ["--encoder", "http://h"], ["--shard", "5/5"], ["--shards", "0"]] {
             assert!(parse(&[&base[..], &bad[..]].concat()).is_err(), "{bad:?}");
         }

@@ -57,8 +57,8 @@ enum Command {
     /// Are the summaries user-specific? Length in words, and word-level edit distance and BLEU
     /// between pairs of different users' summaries (a seeded sample).
     SummaryStats(Box<summary_stats::SummaryStatsArgs>),
-    /// Encode user summaries into sentence embeddings with a BERT-family model folder
-    /// (.npy with the user ids in OUT.users.txt, or .safetensors).
+    /// Encode user summaries into sentence embeddings with a BERT-family model folder or a
+    /// text-embeddings-inference server (.npy with the user ids in OUT.users.txt, or .safetensors).
     Embed(Box<embed::EmbedArgs>),
     /// Join the outputs of the shards of one batch job (`--shard I/N` of summarize, embed,
     /// evaluate or recommend --batch) into one, in ascending user order; refuses missing,

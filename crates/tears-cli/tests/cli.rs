@@ -502,6 +502,35 @@ fn embed_writes_npy_and_safetensors_with_a_tiny_model() {
     let key = encoder.model_key().expect("key").to_string();
     assert_eq!(tears_text::EmbeddingCache::open(&cache).expect("cache").len(&key), 3);
 
+    // Two shards, merged: the whole file's rows in ascending user order, with their ids.
+    let parts: Vec<std::path::PathBuf> = (0..2).map(|i| dir.path().join(format!("part{i}.npy"))).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let run = tears()
+            .args(["embed", "--no-progress", "--shard", &format!("{i}/2"), "--model-dir"])
+            .arg(&model)
+            .arg("--summaries")
+            .arg(&jsonl)
+            .arg("--out")
+            .arg(part)
+            .output()
+            .expect("run");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    let merged = dir.path().join("merged.npy");
+    let run = tears().args(["merge", "--out"]).arg(&merged).args(&parts).output().expect("merge");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let ((m, md), merged_values) = read_npy(&merged);
+    assert_eq!((m, md), (3, 32));
+    let merged_users = std::fs::read_to_string(dir.path().join("merged.users.txt")).expect("sidecar");
+    assert_eq!(merged_users.lines().collect::<Vec<_>>(), ["3", "7", "12"]);
+    // Whole rows 12, 3, 7 -> sorted 3, 7, 12.
+    let row = |v: &[f32], r: usize| v[r * 32..(r + 1) * 32].to_vec();
+    for (merged_row, whole_row) in [(0, 1), (1, 2), (2, 0)] {
+        let (a, b) = (row(&merged_values, merged_row), row(&values, whole_row));
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "merged row {merged_row} differs from whole row {whole_row} by {diff}");
+    }
+
     // A JSON object keyed like the shipped file, to safetensors.
     let json = dir.path().join("s.json");
     std::fs::write(&json, r#"{"12.0": "Summary: the user enjoys horror.", "3.0": ""}"#).expect("write");
