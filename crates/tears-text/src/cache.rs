@@ -76,6 +76,42 @@ impl EmbeddingCache {
         crate::io::write_atomic_fast(&path, &bytes)
     }
 
+    /// The vectors of `texts` under `model_key`: those in the cache are read (an entry of
+    /// another length than `dim`, when given, counts as a miss), the rest are made by `encode`
+    /// in one call and stored. `progress` counts cached texts too.
+    ///
+    /// # Errors
+    /// What `encode` returns; a failed write.
+    pub fn get_or_encode(
+        &self,
+        model_key: &str,
+        texts: &[&str],
+        dim: Option<usize>,
+        progress: &mut dyn FnMut(usize),
+        encode: impl FnOnce(&[&str], &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut out: Vec<Option<Vec<f32>>> =
+            texts.iter().map(|t| self.get(model_key, t).filter(|v| dim.is_none_or(|d| v.len() == d))).collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        progress(texts.len() - missing.len());
+        if !missing.is_empty() {
+            let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+            let fresh = encode(&todo, progress)?;
+            if fresh.len() != todo.len() {
+                return Err(TextError::InvalidOption(format!(
+                    "the encoder returned {} vectors for {} texts",
+                    fresh.len(),
+                    todo.len()
+                )));
+            }
+            for (&i, v) in missing.iter().zip(fresh) {
+                self.put(model_key, texts[i], &v)?;
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
     /// Number of entries stored under `model_key`.
     pub fn len(&self, model_key: &str) -> usize {
         let Ok(shards) = std::fs::read_dir(self.dir.join(model_key)) else { return 0 };

@@ -428,18 +428,7 @@ impl<B: Backend> SentenceEncoder<B> {
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         let key = self.model_key()?.to_string();
-        let mut out: Vec<Option<Vec<f32>>> = texts.iter().map(|t| cache.get(&key, t)).collect();
-        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
-        progress(texts.len() - missing.len());
-        if !missing.is_empty() {
-            let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
-            let fresh = self.encode_vecs(&todo, progress)?;
-            for (&i, v) in missing.iter().zip(fresh) {
-                cache.put(&key, texts[i], &v)?;
-                out[i] = Some(v);
-            }
-        }
-        Ok(out.into_iter().flatten().collect())
+        cache.get_or_encode(&key, texts, None, progress, |todo, progress| self.encode_vecs(todo, progress))
     }
 
     /// Floating-point operations of encoding texts of these token counts with this batch size

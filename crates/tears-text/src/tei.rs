@@ -429,21 +429,10 @@ impl TeiClient {
         cache: &EmbeddingCache,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
-        let key = self.key.as_str();
         // A cached vector of another length (a corrupt or foreign entry) is a miss.
-        let mut out: Vec<Option<Vec<f32>>> =
-            texts.iter().map(|t| cache.get(key, t).filter(|v| v.len() == self.dim)).collect();
-        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
-        progress(texts.len() - missing.len());
-        if !missing.is_empty() {
-            let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
-            let fresh = self.encode_vecs(&todo, progress)?;
-            for (&i, v) in missing.iter().zip(fresh) {
-                cache.put(key, texts[i], &v)?;
-                out[i] = Some(v);
-            }
-        }
-        Ok(out.into_iter().flatten().collect())
+        cache.get_or_encode(&self.key, texts, Some(self.dim), progress, |todo, progress| {
+            self.encode_vecs(todo, progress)
+        })
     }
 
     /// The request body of `/embed` for `texts`.
