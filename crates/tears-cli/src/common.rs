@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use tears::backend::BackendKind;
 use tears::data::Split;
-use tears::data::shard::{Shard, ShardSpec};
+use tears::data::shard::{Shard, ShardKind, ShardSpec, ShardStamp};
 
 /// Loads the split directory `dir` (written by `tears prepare`), naming it in the error.
 pub fn load_split(dir: &Path) -> Result<Split> {
@@ -101,6 +101,14 @@ impl ShardArgs {
             Some(spec) => Ok(spec.resolve(self.shards)?),
         }
     }
+}
+
+/// Writes the shard stamp of `kind` drawn from `source` beside `out`, unless `shard` is the whole.
+pub fn write_stamp(out: &Path, shard: Shard, kind: ShardKind, source: String) -> Result<()> {
+    if !shard.is_whole() {
+        ShardStamp::new(kind, shard, source).write_beside(out)?;
+    }
+    Ok(())
 }
 
 /// A spinner showing `message` while something without a known length runs; hidden when

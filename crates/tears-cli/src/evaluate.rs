@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use tears::backend::{BackendJob, BackendKind};
 use tears::baselines::{EvalOptions, EvalSummary, Manifest, Recommender};
-use tears::data::shard::{Shard, ShardKind, ShardStamp};
+use tears::data::shard::ShardKind;
 use tears::data::{EvalSet, EvalUsers, Split};
 use tears::model::{ALPHA_GRID, LoadOptions, ScrutableRecommender};
 use tears::recommender::{Family, MissingProfile, ModelKind, UserEvaluation, evaluate_users_with_profiles};
 
-use crate::common::{BackendFlag, ShardArgs, load_split, write_json};
+use crate::common::{BackendFlag, ShardArgs, load_split, write_json, write_stamp};
 use crate::train::scrutable::{MissingArg, embedding_cache};
 
 /// The values of `--set`: the command-line face of [`EvalSet`].
@@ -269,16 +269,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
                 .collect(),
         };
         write_json(path, &file)?;
-        stamp(path, shard, ShardKind::Evaluation, file.source())?;
+        write_stamp(path, shard, ShardKind::Evaluation, file.source())?;
         println!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-/// Writes the shard stamp beside `out` unless the shard is the whole.
-pub fn stamp(out: &Path, shard: Shard, kind: ShardKind, source: String) -> Result<()> {
-    if !shard.is_whole() {
-        ShardStamp::new(kind, shard, source).write_beside(out)?;
     }
     Ok(())
 }

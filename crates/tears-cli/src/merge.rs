@@ -2,7 +2,6 @@
 //! top-k lists, per-user evaluations) into one, in ascending user order, refusing missing,
 //! duplicate or mismatched shards.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -214,12 +213,9 @@ pub fn run(a: MergeArgs) -> Result<()> {
         bail!("--out {} is one of the inputs", a.out.display());
     }
     let kind = stamps[0].1.kind;
+    // Every merge sorts by user, so the order of the inputs does not matter.
     let inputs: Vec<(PathBuf, Shard)> =
         stamps.iter().map(|(p, s)| Ok((p.clone(), s.shard()?))).collect::<Result<_>>()?;
-    let inputs: Vec<(PathBuf, Shard)> = {
-        let mut by_index: HashMap<u32, (PathBuf, Shard)> = inputs.into_iter().map(|(p, s)| (s.index, (p, s))).collect();
-        (0..n).filter_map(|i| by_index.remove(&i)).collect()
-    };
     let users = match kind {
         ShardKind::Summaries => merge_summaries(&inputs, &a.out)?,
         ShardKind::Embeddings => merge_embeddings(&inputs, &a.out)?,

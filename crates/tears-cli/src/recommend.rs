@@ -381,7 +381,7 @@ fn run_batch(a: &RecommendArgs, split: &Split, shard: Shard) -> Result<()> {
         .with_context(|| format!("recommending with {}", a.model.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     write_topk(out, &lines)?;
-    crate::evaluate::stamp(
+    crate::common::write_stamp(
         out,
         shard,
         ShardKind::TopK,

@@ -155,6 +155,12 @@ fn backends_lists_and_probes_each_compiled_backend() {
     }
 }
 
+/// Asserts that a run succeeded (showing its output if not) and returns its stdout.
+fn ok(run: std::process::Output) -> String {
+    assert!(run.status.success(), "{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    String::from_utf8_lossy(&run.stdout).to_string()
+}
+
 fn synthetic_split(dir: &std::path::Path) -> std::path::PathBuf {
     let out = dir.join("split");
     let run = tears().args(["prepare", "--dataset", "synthetic", "--out"]).arg(&out).output().expect("run tears");
@@ -564,15 +570,6 @@ fn train_tears_and_gers_on_a_backbone_and_evaluate_them_at_every_alpha() {
     let dir = tempfile::tempdir().expect("tmp");
     let split = synthetic_split(dir.path());
     let summaries = dir.path().join("template.jsonl");
-    let ok = |run: std::process::Output| {
-        assert!(
-            run.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        String::from_utf8_lossy(&run.stdout).to_string()
-    };
     ok(tears()
         .args(["summarize", "--template", "--no-progress", "--split"])
         .arg(&split)
@@ -906,15 +903,6 @@ fn whole_and_merged_shards(
     name: &str,
     job: &dyn Fn(&std::path::Path) -> Command,
 ) -> (Vec<u8>, Vec<u8>) {
-    let ok = |run: std::process::Output| {
-        assert!(
-            run.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        String::from_utf8_lossy(&run.stdout).to_string()
-    };
     let whole = dir.join(format!("{name}-whole.json"));
     ok(job(&whole).output().expect("the whole job"));
     let shards: Vec<std::path::PathBuf> = (0..2).map(|i| dir.join(format!("{name}-{i}.json"))).collect();
