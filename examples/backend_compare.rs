@@ -119,7 +119,7 @@ impl BackendJob for Measure<'_> {
         };
         let config = TearsConfig { backbone: model.model().backbone(), ..TearsConfig::default() };
         let train = TearsTrainConfig { epochs: 1, patience: None, ..TearsTrainConfig::default() };
-        let run = RunOptions { out_dir: None, resume: false, progress: false };
+        let run = RunOptions { out_dir: None, resume: false, progress: false, ..RunOptions::default() };
         let (_, report) = tears::model::fit::<B>(config, &train, &inputs, &run, &device)?;
         let epoch = report.train.history.first().map_or(0.0, |e| e.train_seconds);
         Ok(Measured { recommend: median(recommend), explain: median(explain), epoch: Duration::from_secs_f64(epoch) })

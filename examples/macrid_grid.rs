@@ -99,7 +99,7 @@ impl BackendJob for GridJob<'_> {
             }
             println!("[{}/{}] {}: training", i + 1, self.settings.len(), s.folder());
             let model = ModelConfig::MacridVae(s.config());
-            let run = RunOptions { out_dir: Some(dir.clone()), resume: true, progress: true };
+            let run = RunOptions { out_dir: Some(dir.clone()), resume: true, progress: true, ..RunOptions::default() };
             tears::vae::fit_config::<B>(&model, self.split, &self.train, &run, &device)
                 .with_context(|| format!("training MacridVAE {} in {}", s.folder(), dir.display()))?;
         }

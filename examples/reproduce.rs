@@ -520,7 +520,8 @@ impl Job<'_> {
         device: &B::Device,
     ) -> Result<Loaded> {
         let split = self.split;
-        let run = RunOptions { out_dir: Some(dir.to_path_buf()), resume: true, progress: true };
+        let run =
+            RunOptions { out_dir: Some(dir.to_path_buf()), resume: true, progress: true, ..RunOptions::default() };
         let cap = |epochs: usize| self.max_epochs.map_or(epochs, |m| m.min(epochs));
         Ok(match m {
             Model::Pop => Loaded::Plain(
@@ -588,7 +589,8 @@ impl Job<'_> {
             missing: MissingProfile::Error,
             embedding_cache: Some(cache.to_path_buf()),
         };
-        let run = RunOptions { out_dir: Some(dir.to_path_buf()), resume: true, progress: true };
+        let run =
+            RunOptions { out_dir: Some(dir.to_path_buf()), resume: true, progress: true, ..RunOptions::default() };
         Ok(tears::model::fit::<B>(variant.config.clone(), &train, &inputs, &run, device)?.0)
     }
 

@@ -326,7 +326,12 @@ impl BackendJob for TrainOrLoad<'_> {
                 backbone_dir.display()
             );
             let train = tears::vae::TrainConfig { patience: Some(10), seed: self.seed, ..kind.default_train() };
-            let run = RunOptions { out_dir: Some(backbone_dir.clone()), resume: true, progress: true };
+            let run = RunOptions {
+                out_dir: Some(backbone_dir.clone()),
+                resume: true,
+                progress: true,
+                ..RunOptions::default()
+            };
             tears::vae::fit_config::<B>(&kind.model_for(&split.meta.dataset), split, &train, &run, &device)
                 .with_context(|| format!("training {}", kind.name()))?
                 .0
@@ -369,7 +374,8 @@ impl BackendJob for TrainOrLoad<'_> {
                 missing: MissingProfile::Error,
                 embedding_cache: Some(cache),
             };
-            let run = RunOptions { out_dir: Some(tears_dir.clone()), resume: true, progress: true };
+            let run =
+                RunOptions { out_dir: Some(tears_dir.clone()), resume: true, progress: true, ..RunOptions::default() };
             let (model, report) = tears::model::fit::<B>(config, &train, &inputs, &run, &device)
                 .with_context(|| format!("training TEARS-{}", kind.name()))?;
             println!(

@@ -1356,3 +1356,67 @@ fn summarize_exports_a_shard_as_a_batch_file_and_imports_the_answers() {
         "{stderr}"
     );
 }
+
+/// Every epoch's validation NDCG and loss from a model directory's `train_log.json`.
+fn epoch_curve(out: &std::path::Path) -> Vec<(f64, f64)> {
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train_log.json")).expect("train log")).expect("json");
+    log.as_array()
+        .expect("epochs")
+        .iter()
+        .map(|e| (e["validation_ndcg"].as_f64().expect("ndcg"), e["loss"].as_f64().expect("loss")))
+        .collect()
+}
+
+#[test]
+fn two_worker_processes_train_the_model_one_process_trains() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let split = synthetic_split(dir.path());
+    for (kind, extra) in [("multvae", &[][..]), ("gers", &["--backbone", "none"][..])] {
+        let args = |out: &std::path::Path| {
+            let mut c = tears();
+            c.args(["train", kind, "--epochs", "3", "--patience", "0", "--batch-size", "100", "--no-progress"])
+                .args(extra)
+                .arg("--split")
+                .arg(&split)
+                .arg("--out")
+                .arg(out);
+            c
+        };
+        let alone = dir.path().join(format!("{kind}-alone"));
+        ok(args(&alone).output().expect("train alone"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let together = dir.path().join(format!("{kind}-together"));
+        let workers: Vec<std::process::Child> = (0..2)
+            .map(|rank| {
+                args(&together)
+                    .args(["--workers", "2", "--rank", &rank.to_string(), "--coordinator"])
+                    .arg(format!("127.0.0.1:{port}"))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("start a worker")
+            })
+            .collect();
+        for w in workers {
+            ok(w.wait_with_output().expect("worker"));
+        }
+        let (a, b) = (epoch_curve(&alone), epoch_curve(&together));
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.len(), b.len());
+        for (epoch, ((ndcg_a, loss_a), (ndcg_b, loss_b))) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (ndcg_a - ndcg_b).abs() < 1e-3,
+                "{kind} epoch {}: validation ndcg {ndcg_a} alone, {ndcg_b} on two workers",
+                epoch + 1
+            );
+            assert!(
+                (loss_a - loss_b).abs() < 1e-3 * loss_a.abs().max(1.0),
+                "{kind} epoch {}: loss {loss_a} vs {loss_b}",
+                epoch + 1
+            );
+        }
+        // Worker 1 kept its own checkpoints beside worker 0's model directory.
+        assert!(together.join("manifest.json").exists() && together.join("workers/1/checkpoint").exists());
+    }
+}

@@ -22,7 +22,7 @@ use tears_metrics::AccuracyReport;
 use tears_text::SentenceEncoder;
 use tears_vae::checkpoint::Fingerprint;
 use tears_vae::model::{init_any, load_record};
-use tears_vae::{AnyBackbone, ModelConfig, RunOptions, TrainReport, TrainSummary, load_backbone};
+use tears_vae::{AnyBackbone, GradientSync, ModelConfig, RunOptions, TrainReport, TrainSummary, load_backbone};
 
 use crate::config::{ALPHA_GRID, BackboneChoice, ProfileSource, TearsConfig, TearsTrainConfig};
 use crate::encoder::{EncoderSpec, ProfileEncoder, TextEncoderChoice};
@@ -399,12 +399,15 @@ where
         if let Some(tuner) = self.tuner {
             task = task.with_tuner(tuner)?;
         }
+        let mut task = task.with_workers(self.run.workers.clone())?;
         let schedule = tears_vae::epochs::Schedule {
             epochs: self.train.epochs,
             patience: self.train.patience,
             select_k: self.train.select_k,
         };
-        let (best, report) = tears_vae::run_epochs(&mut task, &schedule, self.run)?;
+        let trained = tears_vae::run_epochs(&mut task, &schedule, &self.run.for_worker());
+        self.run.workers.finish()?;
+        let (best, report) = trained?;
         let positive_above = split.meta.positive_above;
         let encoder = match (best.encoder, &self.inputs.encoder) {
             (Some(tuned), Some(choice)) => Arc::new(
@@ -442,7 +445,8 @@ where
         let hyper = serde_json::to_value(&record).unwrap_or_default();
         let mut scorer = scorer.with_record(hyper, Some(alpha_star));
         scorer.set_alpha(alpha_star);
-        if let Some(out) = &self.run.out_dir {
+        // Worker 0 writes the model directory (the other workers hold the same model).
+        if let (Some(out), 0) = (&self.run.out_dir, self.run.workers.rank()) {
             tears_vae::write_train_log(out, &report.history)?;
             save_model(&scorer, split, self.train.seed, Some(started.elapsed().as_secs_f64()), out)?;
         }

@@ -19,9 +19,9 @@ use tears_core::{EvalOptions, MissingProfile, Profile, ProfileKind, Profiles, ev
 use tears_data::{Interactions, Split, Values};
 use tears_vae::checkpoint::{Counters, Fingerprint, load_optimizer, save_optimizer};
 use tears_vae::model::{load_record, save_record};
-use tears_vae::{EpochLoss, EpochTask, Mode, NoiseSource, VaeError};
+use tears_vae::{EpochLoss, EpochTask, GradientSync, Mode, NoiseSource, VaeError, WorkerShare, Workers};
 
-use crate::config::{CheckedConfig, TearsTrainConfig, TrainAlpha};
+use crate::config::{Alignment, CheckedConfig, TearsTrainConfig, TrainAlpha};
 use crate::encoder::ProfileEncoder;
 use crate::error::{Result, TearsError};
 use crate::nets::{Scrutable, Weights};
@@ -159,6 +159,7 @@ where
     noise: NoiseSource,
     updates: u64,
     fingerprint: Fingerprint,
+    workers: Workers,
 }
 
 impl<'a, B, S> TearsTask<'a, B, S>
@@ -215,7 +216,36 @@ where
             noise: NoiseSource::new(train.seed, 0),
             updates: 0,
             fingerprint,
+            workers: Workers::Solo,
         })
+    }
+
+    /// Trains as one of several data-parallel `workers` (see [`tears_vae::parallel`]): each
+    /// update uses this worker's slice of the batch and the gradients summed over all workers.
+    ///
+    /// # Errors
+    /// The Sinkhorn alignment (one divergence between the whole batch's two clouds, which a
+    /// split batch would change) and a fine-tuned text encoder (its gradients are not summed) are
+    /// refused with more than one worker.
+    pub fn with_workers(mut self, workers: Workers) -> Result<Self> {
+        if workers.is_parallel() {
+            let refuse = |why: &str| {
+                Err(TearsError::Model(tears_core::ModelError::Config(format!(
+                    "data-parallel training ({} workers) {why}",
+                    workers.workers()
+                ))))
+            };
+            if matches!(self.config.get().alignment, Alignment::Sinkhorn { .. }) {
+                return refuse(
+                    "needs an alignment that is a mean over users: the Sinkhorn divergence couples the users of a batch; use --alignment gaussian-w2",
+                );
+            }
+            if self.tuner.is_some() {
+                return refuse("trains the fusion network only: use --encoder-mode frozen");
+            }
+        }
+        self.workers = workers;
+        Ok(self)
     }
 
     /// Trains the text encoder too, through `tuner` (its training texts in the order of the
@@ -294,28 +324,38 @@ where
         let mut sums: Option<Vec<Tensor<B, 1>>> = None;
         let n_batches = batches.len();
         let mut failure = None;
-        for rows in batches {
-            let x = self.data.x.to_tensor::<B>(&rows, &self.device);
+        for all_rows in batches {
+            let share = WorkerShare::of(&self.workers, &all_rows);
+            self.noise.set_row_offset(share.offset);
+            let rows = share.rows(&all_rows);
+            let x = self.data.x.to_tensor::<B>(rows, &self.device);
             let e = match &tuner {
-                Some(t) => t.embed(&rows),
-                None => self.data.profile_rows::<B>(&rows, &self.device),
+                Some(t) => t.embed(rows),
+                None => self.data.profile_rows::<B>(rows, &self.device),
             };
             let alpha = self.batch_alpha();
             let weights = Weights::at(self.config.get(), self.updates);
-            let loss = match model.loss(x, e, alpha, &weights, Mode::train(&self.noise)) {
+            let mut loss = match model.loss(x, e, alpha, &weights, Mode::train(&self.noise)) {
                 Ok(l) => l,
                 Err(err) => {
                     failure = Some(err);
                     break;
                 }
             };
+            if let Some(w) = share.weight {
+                loss.total = loss.total.mul_scalar(w);
+            }
+            let weigh = |t: &Tensor<B, 1>| match share.weight {
+                Some(w) => t.clone().detach().mul_scalar(w),
+                None => t.clone().detach(),
+            };
             let parts = vec![
                 loss.total.clone().detach(),
-                loss.nll_fused.clone().detach(),
-                loss.nll_profile.clone().detach(),
-                loss.nll_backbone.clone().detach(),
-                loss.alignment.clone().detach(),
-                loss.kl.clone().detach(),
+                weigh(&loss.nll_fused),
+                weigh(&loss.nll_profile),
+                weigh(&loss.nll_backbone),
+                weigh(&loss.alignment),
+                weigh(&loss.kl),
             ];
             sums = Some(match sums {
                 None => parts,
@@ -323,6 +363,13 @@ where
             });
             let mut grads = loss.total.backward();
             let params = GradientsParams::from_module(&mut grads, &model);
+            let params = match self.workers.sum_gradients::<B, S>(params, &model, &self.device) {
+                Ok(p) => p,
+                Err(err) => {
+                    failure = Some(err.into());
+                    break;
+                }
+            };
             model = optim.step(self.train.lr, model, params);
             if let Some(t) = tuner.as_mut() {
                 t.step(&mut grads);
@@ -336,7 +383,9 @@ where
             return Err(err);
         }
         let n = n_batches.max(1) as f64;
-        let means: Vec<f64> = sums.unwrap_or_default().into_iter().map(|t| t.into_scalar().elem::<f64>() / n).collect();
+        let sums: Vec<f64> = sums.unwrap_or_default().into_iter().map(|t| t.into_scalar().elem::<f64>()).collect();
+        let sums = if self.workers.is_parallel() { self.workers.sum_values(&sums)? } else { sums };
+        let means: Vec<f64> = sums.into_iter().map(|s| s / n).collect();
         let get = |i: usize| means.get(i).copied().unwrap_or(0.0);
         let loss = get(0);
         if !loss.is_finite() {

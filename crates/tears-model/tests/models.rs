@@ -302,7 +302,7 @@ fn model_directories_round_trip_and_a_resumed_run_equals_an_uninterrupted_one() 
         ..TearsConfig::default()
     };
     let full_dir = f.path("tears-full");
-    let run = RunOptions { out_dir: Some(full_dir.clone()), resume: true, progress: false };
+    let run = RunOptions { out_dir: Some(full_dir.clone()), resume: true, progress: false, ..RunOptions::default() };
     let (full, full_report) =
         tears_model::fit::<A>(config.clone(), &quick(4), &f.inputs(Some(dir)), &run, &Default::default())
             .expect("train");
@@ -311,7 +311,7 @@ fn model_directories_round_trip_and_a_resumed_run_equals_an_uninterrupted_one() 
     assert_eq!(scores_of(loaded.as_ref(), f), scores_of(full.as_ref(), f), "a loaded model scores differently");
 
     let parts_dir = f.path("tears-parts");
-    let run = RunOptions { out_dir: Some(parts_dir.clone()), resume: true, progress: false };
+    let run = RunOptions { out_dir: Some(parts_dir.clone()), resume: true, progress: false, ..RunOptions::default() };
     tears_model::fit::<A>(config.clone(), &quick(2), &f.inputs(Some(dir)), &run, &Default::default())
         .expect("first part");
     let (resumed, report) =
@@ -328,7 +328,7 @@ fn mismatched_vocabulary_summaries_and_checkpoints_are_refused_naming_the_file()
     let dir = multvae_dir(f);
     let out = f.path("tears-refuse");
     let config = TearsConfig { backbone: BackboneChoice::MultVae, ..TearsConfig::default() };
-    let run = RunOptions { out_dir: Some(out.clone()), resume: true, progress: false };
+    let run = RunOptions { out_dir: Some(out.clone()), resume: true, progress: false, ..RunOptions::default() };
     tears_model::fit::<A>(config.clone(), &quick(1), &f.inputs(Some(dir)), &run, &Default::default()).expect("train");
     // Another split (another vocabulary).
     let other = tears_data::prepare(tears_data::DatasetName::Synthetic, &Default::default()).expect("split").split;

@@ -34,7 +34,7 @@ fn trained(name: &str, profile: ProfileSource) -> &'static PathBuf {
             inputs.encoder = None;
             inputs.summaries = None;
         }
-        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false };
+        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false, ..RunOptions::default() };
         tears_model::fit::<A>(config, &quick(), &inputs, &run, &Default::default()).expect("train");
         out
     })
@@ -49,7 +49,7 @@ fn trained_long() -> &'static PathBuf {
         let out = f.path("control-tears");
         let config = TearsConfig { backbone: BackboneChoice::MultVae, ..TearsConfig::default() };
         let train = TearsTrainConfig { epochs: EPOCHS_LONG, ..quick() };
-        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false };
+        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false, ..RunOptions::default() };
         tears_model::fit::<A>(config, &train, &f.inputs(Some(multvae_dir(f))), &run, &Default::default())
             .expect("train");
         out

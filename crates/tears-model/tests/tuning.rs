@@ -69,7 +69,7 @@ fn fit(
     inputs: &TrainInputs<'_>,
     out: &Path,
 ) -> (Box<dyn tears_model::ScrutableRecommender>, TearsReport) {
-    let run = RunOptions { out_dir: Some(out.to_path_buf()), resume: true, progress: false };
+    let run = RunOptions { out_dir: Some(out.to_path_buf()), resume: true, progress: false, ..RunOptions::default() };
     tears_model::fit::<A>(config.clone(), train, inputs, &run, &Default::default()).expect("train")
 }
 

@@ -29,7 +29,7 @@ fn model_dir() -> &'static PathBuf {
         let out = f.path("serve-tears");
         let config = TearsConfig { backbone: BackboneChoice::MultVae, ..TearsConfig::default() };
         let train = TearsTrainConfig { epochs: 3, patience: None, batch_size: 128, ..TearsTrainConfig::default() };
-        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false };
+        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false, ..RunOptions::default() };
         tears_model::fit::<TestAutodiff>(config, &train, &f.inputs(Some(multvae_dir(f))), &run, &Default::default())
             .expect("train TEARS");
         out

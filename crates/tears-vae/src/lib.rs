@@ -45,6 +45,7 @@ pub mod model;
 pub mod mult;
 pub mod noise;
 pub mod ops;
+pub mod parallel;
 pub mod recvae;
 pub mod trainer;
 
@@ -62,8 +63,9 @@ pub use macrid::{MIN_TAU, MacridVae};
 pub use model::{AnyBackbone, SavedBackbone, TrainSummary, Trained, load, load_backbone};
 pub use mult::{MultDae, MultVae};
 pub use noise::NoiseSource;
+pub use parallel::{CollectiveOptions, CollectivePeer, GradientSync, Workers};
 pub use recvae::RecVae;
-pub use trainer::{BackboneTask, EpochLog, EpochLoss, RunOptions, TrainReport, Trainer, fit, train};
+pub use trainer::{BackboneTask, EpochLog, EpochLoss, RunOptions, TrainReport, Trainer, WorkerShare, fit, train};
 
 /// Builds the backbone `model` describes (seeded with `train.seed`), trains it on `split` and
 /// returns it as a boxed [`Recommender`] on `B`'s inner backend, with the report. With

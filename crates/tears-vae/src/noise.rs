@@ -26,6 +26,7 @@ use rayon::prelude::*;
 pub struct NoiseSource {
     seed: u64,
     draws: Cell<u64>,
+    row_offset: Cell<u64>,
 }
 
 /// SplitMix64 finaliser: decorrelates consecutive integers into seeds.
@@ -52,7 +53,26 @@ impl NoiseSource {
     /// A source for `seed` that has already made `draws` draws (0 for a fresh run; the saved
     /// counter when a run resumes).
     pub fn new(seed: u64, draws: u64) -> Self {
-        NoiseSource { seed, draws: Cell::new(draws) }
+        NoiseSource { seed, draws: Cell::new(draws), row_offset: Cell::new(0) }
+    }
+
+    /// Keys the per-user draws ([`NoiseSource::dropout_mask`], [`NoiseSource::normal`]) from row
+    /// `offset` of the whole batch on: a data-parallel worker holding rows `offset..` of a batch
+    /// draws for them exactly what one process holding the whole batch draws (see
+    /// [`crate::parallel`]). Per-item draws ([`NoiseSource::gumbel`]) are not shifted.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use tears_vae::NoiseSource;
+    /// let device = Default::default();
+    /// let whole = NoiseSource::new(7, 0).normal::<Flex>([4, 3], &device);
+    /// let worker = NoiseSource::new(7, 0);
+    /// worker.set_row_offset(2);
+    /// let tail = worker.normal::<Flex>([2, 3], &device);
+    /// assert_eq!(whole.slice([2..4, 0..3]).into_data(), tail.into_data());
+    /// ```
+    pub fn set_row_offset(&self, offset: usize) {
+        self.row_offset.set(offset as u64);
     }
 
     /// The number of draws made so far (saved in checkpoints).
@@ -70,14 +90,16 @@ impl NoiseSource {
         &self,
         shape: [usize; 2],
         device: &B::Device,
+        per_user: bool,
         row_fn: impl Fn(&mut ChaCha8Rng, &mut [f32]) + Sync,
     ) -> Tensor<B, 2> {
         let stream = self.next_stream();
+        let offset = if per_user { self.row_offset.get() } else { 0 };
         let [rows, cols] = shape;
         let mut data = vec![0.0f32; rows * cols];
         if cols > 0 {
             data.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix(stream ^ mix(r as u64)));
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(stream ^ mix(offset + r as u64)));
                 row_fn(&mut rng, row);
             });
         }
@@ -90,7 +112,7 @@ impl NoiseSource {
         let keep = 1.0 / (1.0 - p);
         if p == 0.5 {
             // One random bit per entry.
-            return self.fill(shape, device, |rng, row| {
+            return self.fill(shape, device, true, |rng, row| {
                 for chunk in row.chunks_mut(64) {
                     let bits = rng.next_u64();
                     for (j, v) in chunk.iter_mut().enumerate() {
@@ -100,7 +122,7 @@ impl NoiseSource {
             });
         }
         let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
-        self.fill(shape, device, |rng, row| {
+        self.fill(shape, device, true, |rng, row| {
             for v in row.iter_mut() {
                 *v = if u64::from(rng.next_u32()) >= threshold { keep } else { 0.0 };
             }
@@ -109,7 +131,7 @@ impl NoiseSource {
 
     /// Standard normal draws (Box–Muller).
     pub fn normal<B: Backend>(&self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
-        self.fill(shape, device, |rng, row| {
+        self.fill(shape, device, true, |rng, row| {
             for pair in row.chunks_mut(2) {
                 let u1 = open_unit(rng.next_u32());
                 let u2 = open_unit(rng.next_u32());
@@ -123,9 +145,10 @@ impl NoiseSource {
         })
     }
 
-    /// Standard Gumbel draws, `−ln(−ln U)`.
+    /// Standard Gumbel draws, `−ln(−ln U)`, one row per item (not shifted by
+    /// [`NoiseSource::set_row_offset`]: every data-parallel worker draws the same).
     pub fn gumbel<B: Backend>(&self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
-        self.fill(shape, device, |rng, row| {
+        self.fill(shape, device, false, |rng, row| {
             for v in row.iter_mut() {
                 *v = -(-open_unit(rng.next_u32()).ln()).ln();
             }

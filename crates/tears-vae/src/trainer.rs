@@ -27,6 +27,7 @@ use crate::epochs::{self, EpochTask};
 use crate::error::{Result, VaeError};
 use crate::model::{TrainSummary, Trained, load_record, save_record};
 use crate::noise::NoiseSource;
+use crate::parallel::{GradientSync, Workers};
 
 /// Where and how a training run keeps its files.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +38,23 @@ pub struct RunOptions {
     pub resume: bool,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// The data-parallel workers this process is one of ([`Workers::Solo`] by default). Worker
+    /// 0 writes `out_dir`; worker `r > 0` keeps its own checkpoints in `out_dir/workers/r`, so
+    /// every worker resumes from the same epoch.
+    pub workers: Workers,
+}
+
+impl RunOptions {
+    /// The options this worker trains with: `out_dir` for worker 0, `out_dir/workers/r` for
+    /// worker `r > 0`.
+    pub fn for_worker(&self) -> RunOptions {
+        match (&self.out_dir, self.workers.rank()) {
+            (Some(out), r) if r > 0 => {
+                RunOptions { out_dir: Some(out.join("workers").join(r.to_string())), ..self.clone() }
+            }
+            _ => self.clone(),
+        }
+    }
 }
 
 /// One epoch's numbers.
@@ -129,6 +147,7 @@ pub struct Trainer<'a, B: AutodiffBackend, M: Trainable<B>> {
     batches_per_epoch: usize,
     sums: [f64; 3],
     batches_seen: usize,
+    workers: Workers,
 }
 
 impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
@@ -169,7 +188,15 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             updates: 0,
             sums: [0.0; 3],
             batches_seen: 0,
+            workers: Workers::Solo,
         })
+    }
+
+    /// Trains as one of several data-parallel `workers`: each update uses this worker's slice of
+    /// the batch and the gradients summed over all workers (see [`crate::parallel`]).
+    pub fn with_workers(mut self, workers: Workers) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// The model being trained.
@@ -216,26 +243,30 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         let mut optim_all = std::mem::replace(&mut self.optim_all, adam::<B, M>());
         let mut optim_enc = std::mem::replace(&mut self.optim_enc, adam::<B, M>());
         let mut optim_dec = std::mem::replace(&mut self.optim_dec, adam::<B, M>());
-        match model.schedule() {
-            Schedule::Joint => {
-                model = self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0));
-            }
-            Schedule::Alternating { encoder_passes, decoder_passes } => {
+        let model = match model.schedule() {
+            Schedule::Joint => self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0)),
+            Schedule::Alternating { encoder_passes, decoder_passes } => (|| {
                 // Each phase tracks gradients of the half it updates only.
                 model = model.with_trainable(true, false);
                 for p in 0..encoder_passes {
-                    model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p));
+                    model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p))?;
                 }
                 model = model.refresh_prior().with_trainable(false, true);
                 for p in 0..decoder_passes {
                     let s = order_seed(seed, epoch, encoder_passes + p);
-                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s);
+                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s)?;
                 }
-                model = model.with_trainable(true, true);
+                Ok(model.with_trainable(true, true))
+            })(),
+        };
+        self.model = Some(model?);
+        (self.optim_all, self.optim_enc, self.optim_dec) = (optim_all, optim_enc, optim_dec);
+        if self.workers.is_parallel() {
+            let summed = self.workers.sum_values(&self.sums)?;
+            for (s, v) in self.sums.iter_mut().zip(summed) {
+                *s = v;
             }
         }
-        self.model = Some(model);
-        (self.optim_all, self.optim_enc, self.optim_dec) = (optim_all, optim_enc, optim_dec);
         let n = self.batches_seen.max(1) as f64;
         let [loss, nll, regularizer] = self.sums.map(|s| s / n);
         if !loss.is_finite() {
@@ -252,14 +283,21 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
     }
 
     /// One pass over the training users in a seeded order, updating `part` with `optim`.
-    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, phase: Phase, order_seed: u64) -> M {
+    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, phase: Phase, order_seed: u64) -> Result<M> {
         let mut totals: Option<[Tensor<B, 1>; 3]> = None;
         let batches = self.x.batches(self.config.batch_size, Some(order_seed));
         let n_batches = batches.len();
         for rows in batches {
-            let xb = self.x.to_tensor::<B>(&rows, self.device);
+            let share = WorkerShare::of(&self.workers, &rows);
+            self.noise.set_row_offset(share.offset);
+            let xb = self.x.to_tensor::<B>(share.rows(&rows), self.device);
             let beta = self.model_config.beta(self.updates, self.batches_per_epoch);
-            let loss = model.loss(xb, beta, Mode::Train { noise: &self.noise, phase });
+            let mut loss = model.loss(xb, beta, Mode::Train { noise: &self.noise, phase });
+            if let Some(w) = share.weight {
+                loss.total = loss.total.mul_scalar(w);
+                loss.nll = loss.nll.mul_scalar(w);
+                loss.regularizer = loss.regularizer.mul_scalar(w);
+            }
             let parts = [loss.total.clone().detach(), loss.nll.detach(), loss.regularizer.detach()];
             totals = Some(match totals {
                 None => parts,
@@ -274,6 +312,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
                 Phase::Encoder => model.encoder_grads(&mut grads),
                 Phase::Decoder => model.decoder_grads(&mut grads),
             };
+            let params = self.workers.sum_gradients::<B, M>(params, &model, self.device)?;
             model = optim.step(self.config.lr, model, params);
             self.updates += 1;
         }
@@ -283,7 +322,38 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             }
             self.batches_seen += n_batches;
         }
-        model
+        Ok(model)
+    }
+}
+
+/// A data-parallel worker's part of one batch: its rows, where they start in the batch and the
+/// weight of its loss (`None` for a single worker, which takes the batch whole and unweighted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerShare {
+    /// The first row of the batch this worker holds (it keys the per-user noise).
+    pub offset: usize,
+    /// The number of rows this worker holds (0 when the batch has fewer rows than workers).
+    pub len: usize,
+    /// `len / batch rows`, the factor that makes the summed gradients the whole batch's.
+    pub weight: Option<f32>,
+}
+
+impl WorkerShare {
+    /// `workers`' share of the batch `rows`.
+    pub fn of(workers: &Workers, rows: &[usize]) -> WorkerShare {
+        if !workers.is_parallel() {
+            return WorkerShare { offset: 0, len: rows.len(), weight: None };
+        }
+        let range = workers.slice(rows.len());
+        let weight = range.len() as f32 / rows.len().max(1) as f32;
+        WorkerShare { offset: range.start, len: range.len(), weight: Some(weight) }
+    }
+
+    /// The rows to compute on. A worker with no rows of a batch (a last batch smaller than the
+    /// worker count) still takes part in the sum: it computes on the batch's first row with weight
+    /// 0, which gives every parameter a zero gradient.
+    pub fn rows<'r>(&self, rows: &'r [usize]) -> &'r [usize] {
+        if self.len == 0 { &rows[..rows.len().min(1)] } else { &rows[self.offset..self.offset + self.len] }
     }
 }
 
@@ -316,9 +386,12 @@ where
     M: Trainable<B>,
     M::InnerModule: Backbone<B::InnerBackend>,
 {
-    let mut task = BackboneTask { trainer: Trainer::new(model, split, config, device)?, split };
+    let trainer = Trainer::new(model, split, config, device)?.with_workers(run.workers.clone());
+    let mut task = BackboneTask { trainer, split };
     let schedule = epochs::Schedule { epochs: config.epochs, patience: config.patience, select_k: config.select_k };
-    epochs::run_epochs(&mut task, &schedule, run)
+    let out = epochs::run_epochs(&mut task, &schedule, &run.for_worker());
+    run.workers.finish()?;
+    out
 }
 
 /// A backbone's training as an [`EpochTask`] of the shared loop: [`Trainer`] epochs, validation
@@ -443,7 +516,8 @@ where
     let (best, report) = train(model, split, config, run, device)?;
     let trained =
         Trained::new(best, device.clone(), split.meta.positive_above, config.clone(), Some(report.summary.clone()));
-    if let Some(out) = &run.out_dir {
+    // Worker 0 writes the model directory (the other workers hold the same model).
+    if let (Some(out), 0) = (&run.out_dir, run.workers.rank()) {
         epochs::write_train_log(out, &report.history)?;
         save_model(&trained, split, config.seed, Some(started.elapsed().as_secs_f64()), out)?;
     }

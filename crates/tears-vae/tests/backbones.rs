@@ -81,7 +81,7 @@ fn model_directories_round_trip_to_identical_scores() {
     let dir = tempfile::tempdir().expect("temp dir");
     for kind in BackboneKind::ALL {
         let out = dir.path().join(kind.name());
-        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false };
+        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false, ..RunOptions::default() };
         let (trained, _) =
             fit_config::<A>(&kind.default_model(), &split, &quick(kind, 2, 1), &run, &device).expect("training");
         let loaded = load::<Flex>(&out, &split, &device).expect("loading");
@@ -104,8 +104,12 @@ fn a_resumed_run_reaches_the_uninterrupted_run_numbers() {
         let model = kind.default_model();
         let whole = RunOptions { out_dir: Some(dir.path().join(format!("{kind}-whole"))), ..RunOptions::default() };
         let (a, report_a) = fit_config::<A>(&model, &split, &quick(kind, 3, 2), &whole, &device).expect("training");
-        let parts =
-            RunOptions { out_dir: Some(dir.path().join(format!("{kind}-parts"))), resume: true, progress: false };
+        let parts = RunOptions {
+            out_dir: Some(dir.path().join(format!("{kind}-parts"))),
+            resume: true,
+            progress: false,
+            ..RunOptions::default()
+        };
         fit_config::<A>(&model, &split, &quick(kind, 2, 2), &parts, &device).expect("first part");
         let (b, report_b) = fit_config::<A>(&model, &split, &quick(kind, 3, 2), &parts, &device).expect("second part");
         assert_eq!(report_b.resumed_after, 2);
@@ -121,7 +125,8 @@ fn a_checkpoint_of_another_configuration_is_refused() {
     let split = synthetic(300, 200);
     let device = Default::default();
     let dir = tempfile::tempdir().expect("temp dir");
-    let run = RunOptions { out_dir: Some(dir.path().to_path_buf()), resume: true, progress: false };
+    let run =
+        RunOptions { out_dir: Some(dir.path().to_path_buf()), resume: true, progress: false, ..RunOptions::default() };
     let kind = BackboneKind::MultVae;
     fit_config::<A>(&kind.default_model(), &split, &quick(kind, 1, 0), &run, &device).expect("training");
     let other = tears_vae::ModelConfig::MultVae(MultVaeConfig { latent: 50, ..MultVaeConfig::default() });

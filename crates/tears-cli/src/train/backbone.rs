@@ -10,7 +10,7 @@ use tears::baselines::Recommender;
 use tears::data::Split;
 use tears::vae::{BackboneKind, MacridConfig, ModelConfig, RunOptions, TrainConfig, TrainReport};
 
-use super::{ScheduleArgs, TrainTarget};
+use super::{ScheduleArgs, TrainTarget, WorkerArgs};
 use crate::common::{BackendFlag, load_split};
 
 /// The flags every backbone takes.
@@ -20,6 +20,8 @@ pub struct BackboneArgs {
     pub(super) target: TrainTarget,
     #[command(flatten)]
     pub(super) schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub(super) workers: WorkerArgs,
     #[command(flatten)]
     backend: BackendFlag,
     /// Ignore a checkpoint in --out and start over.
@@ -111,13 +113,22 @@ pub fn run(kind: BackboneKind, a: BackboneArgs, tweak: impl FnOnce(ModelConfig) 
         train.lr
     );
     println!("hyper-parameters: {}", serde_json::to_string(&model).unwrap_or_default());
-    let run = RunOptions { out_dir: Some(a.target.out.clone()), resume: !a.restart, progress: !a.target.no_progress };
+    let workers = a.workers.workers()?;
+    let run = RunOptions {
+        out_dir: Some(a.target.out.clone()),
+        resume: !a.restart,
+        progress: !a.target.no_progress,
+        workers: workers.clone(),
+    };
     let started = Instant::now();
     let job = BackboneTrainJob { model, split, train, run };
     let (_, report) = tears::backend::run(backend, job)?
         .with_context(|| format!("training {kind} on {}", a.target.split.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     super::print_epochs(&report, seconds, select_k, "", "");
+    if super::report_secondary_worker(&workers, &a.target.out) {
+        return Ok(());
+    }
     println!("wrote {} (weights.mpk, manifest.json, train_log.json, checkpoint/)", a.target.out.display());
     Ok(())
 }

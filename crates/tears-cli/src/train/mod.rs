@@ -18,7 +18,7 @@ use clap::{Arg, Args, Subcommand};
 use indicatif::ProgressBar;
 use tears::baselines::{Recommender, save_model};
 use tears::data::Split;
-use tears::vae::{BackboneKind, TrainConfig};
+use tears::vae::{BackboneKind, CollectiveOptions, CollectivePeer, TrainConfig, Workers};
 
 use crate::common::{load_split, spinner};
 
@@ -99,6 +99,74 @@ struct TrainTarget {
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// Data-parallel training: this process as one of `--workers N` (burn-collective over WebSocket).
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Train as one of N data-parallel worker processes, each taking 1/N of every batch; start
+    /// all N with the same flags and a different --rank.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// This worker's index in 0..N, or `auto`: Slurm's SLURM_PROCID, else RANK (as torchrun sets it).
+    #[arg(long, default_value = "auto")]
+    rank: String,
+    /// HOST:PORT of worker 0, which listens there for the others. Default: MASTER_ADDR:MASTER_PORT
+    /// when set, else 127.0.0.1:29500.
+    #[arg(long)]
+    coordinator: Option<String>,
+}
+
+impl WorkerArgs {
+    /// The workers these flags describe ([`Workers::Solo`] for `--workers 1`).
+    fn workers(&self) -> Result<Workers> {
+        self.resolve(&|name| std::env::var(name).ok())
+    }
+
+    fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Workers> {
+        if self.workers <= 1 {
+            return Ok(Workers::Solo);
+        }
+        let rank = match self.rank.as_str() {
+            "auto" => {
+                let (name, value) = ["SLURM_PROCID", "RANK"]
+                    .iter()
+                    .find_map(|n| env(n).map(|v| (*n, v)))
+                    .context("--rank auto: neither SLURM_PROCID nor RANK is set; give --rank R")?;
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("--rank auto: {name}={value} is not a worker index"))?
+            }
+            r => r.parse::<usize>().with_context(|| format!("--rank {r}: give a worker index or `auto`"))?,
+        };
+        let coordinator = match (&self.coordinator, env("MASTER_ADDR"), env("MASTER_PORT")) {
+            (Some(c), _, _) => c.clone(),
+            (None, Some(addr), Some(port)) => format!("{addr}:{port}"),
+            _ => "127.0.0.1:29500".to_string(),
+        };
+        let address = std::net::ToSocketAddrs::to_socket_addrs(&coordinator)
+            .with_context(|| format!("--coordinator {coordinator}: not a HOST:PORT"))?
+            .find(std::net::SocketAddr::is_ipv4)
+            .with_context(|| format!("--coordinator {coordinator}: no IPv4 address"))?;
+        Ok(Workers::Collective(CollectivePeer::new(CollectiveOptions::new(rank, self.workers, address)?)))
+    }
+}
+
+/// What a worker other than 0 prints instead of "wrote OUT": worker 0 wrote the model directory.
+/// Returns whether this process is such a worker.
+fn report_secondary_worker(workers: &Workers, out: &std::path::Path) -> bool {
+    use tears::vae::GradientSync;
+    let rank = workers.rank();
+    if rank > 0 {
+        println!(
+            "worker {rank} of {}: worker 0 wrote {} (this worker's checkpoints: {})",
+            workers.workers(),
+            out.display(),
+            out.join("workers").join(rank.to_string()).display()
+        );
+    }
+    rank > 0
 }
 
 /// The schedule of a model trained by epochs. A flag left out takes the model's reference value,
@@ -221,6 +289,28 @@ mod tests {
             assert!(help("epochs").ends_with(&format!("[default: {}]", d.epochs)), "{kind}");
             assert!(help("lr").ends_with(&format!("[default: {}]", d.lr)), "{kind}");
         }
+    }
+
+    #[test]
+    fn worker_flags_read_the_rank_and_coordinator_from_the_scheduler() {
+        let TrainModel::MultVae(a) = parse(&["train", "multvae", "--split", "s", "--out", "o", "--workers", "2"]).model
+        else {
+            panic!("not multvae")
+        };
+        let options = |env: &[(&str, &str)]| {
+            let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            a.workers.resolve(&|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).map(|w| match w {
+                Workers::Collective(p) => p.options().clone(),
+                Workers::Solo => panic!("two workers resolved to one"),
+            })
+        };
+        let slurm = options(&[("SLURM_PROCID", "1"), ("RANK", "0")]).expect("slurm");
+        assert_eq!((slurm.rank, slurm.workers, slurm.coordinator.port()), (1, 2, 29500));
+        let torchrun = options(&[("RANK", "0"), ("MASTER_ADDR", "10.1.2.3"), ("MASTER_PORT", "4000")]).expect("rank");
+        assert_eq!((torchrun.rank, torchrun.coordinator.to_string()), (0, "10.1.2.3:4000".to_string()));
+        let none = options(&[]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(none.contains("neither SLURM_PROCID nor RANK"), "{none}");
+        assert!(options(&[("RANK", "2")]).is_err(), "rank 2 of 2");
     }
 
     #[test]

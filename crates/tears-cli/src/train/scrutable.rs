@@ -16,7 +16,7 @@ use tears::model::{
 use tears::recommender::MissingProfile;
 use tears::vae::RunOptions;
 
-use super::TrainTarget;
+use super::{TrainTarget, WorkerArgs};
 use crate::common::{BackendFlag, load_split};
 
 /// `--backbone`.
@@ -88,6 +88,8 @@ fn parse_encoder_mode(s: &str) -> Result<EncoderMode, String> {
 pub struct ScrutableArgs {
     #[command(flatten)]
     pub(super) target: TrainTarget,
+    #[command(flatten)]
+    workers: WorkerArgs,
     /// The backbone fused with (none: the Base model, profile only).
     #[arg(long, value_enum)]
     backbone: BackboneArg,
@@ -259,7 +261,13 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
         train.lr
     );
     let tuned = config.encoder_mode.trains();
-    let run = RunOptions { out_dir: Some(a.target.out.clone()), resume: !a.restart, progress: !a.target.no_progress };
+    let workers = a.workers.workers()?;
+    let run = RunOptions {
+        out_dir: Some(a.target.out.clone()),
+        resume: !a.restart,
+        progress: !a.target.no_progress,
+        workers: workers.clone(),
+    };
     let started = Instant::now();
     let report = tears::backend::run(backend, Job { config, train: train.clone(), inputs, run })?
         .with_context(|| format!("training {name} on {}", a.target.split.display()))?;
@@ -271,6 +279,9 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
         let row: Vec<String> = report.sweep.iter().map(|p| format!("{:.1}:{:.4}", p.alpha, p.ndcg20)).collect();
         println!("validation ndcg@20 by alpha: {}", row.join("  "));
         println!("alpha* = {} (validation ndcg@20)", report.alpha_star);
+    }
+    if super::report_secondary_worker(&workers, &a.target.out) {
+        return Ok(());
     }
     let encoder_file = if tuned { format!(", {}", tears::model::ENCODER_FILE) } else { String::new() };
     println!(

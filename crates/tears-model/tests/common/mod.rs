@@ -104,7 +104,7 @@ pub fn multvae_dir(f: &Fixture) -> &'static PathBuf {
         let out = f.path("multvae");
         let model = ModelConfig::MultVae(MultVaeConfig { hidden: 200, latent: 64, ..MultVaeConfig::default() });
         let train = TrainConfig { epochs: 30, patience: Some(5), ..BackboneKind::MultVae.default_train() };
-        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false };
+        let run = RunOptions { out_dir: Some(out.clone()), resume: false, progress: false, ..RunOptions::default() };
         tears_vae::fit_config::<TestAutodiff>(&model, &f.split, &train, &run, &Default::default())
             .expect("train the backbone");
         out
