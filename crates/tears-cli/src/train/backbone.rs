@@ -113,13 +113,8 @@ pub fn run(kind: BackboneKind, a: BackboneArgs, tweak: impl FnOnce(ModelConfig) 
         train.lr
     );
     println!("hyper-parameters: {}", serde_json::to_string(&model).unwrap_or_default());
-    let workers = a.workers.workers()?;
-    let run = RunOptions {
-        out_dir: Some(a.target.out.clone()),
-        resume: !a.restart,
-        progress: !a.target.no_progress,
-        workers: workers.clone(),
-    };
+    let run = a.target.run_options(a.restart, &a.workers)?;
+    let workers = run.workers.clone();
     let started = Instant::now();
     let job = BackboneTrainJob { model, split, train, run };
     let (_, report) = tears::backend::run(backend, job)?

@@ -153,6 +153,19 @@ impl WorkerArgs {
     }
 }
 
+impl TrainTarget {
+    /// The run options of a model trained by epochs into `--out`: resumed unless `restart`, on
+    /// the workers `workers` describes.
+    fn run_options(&self, restart: bool, workers: &WorkerArgs) -> Result<tears::vae::RunOptions> {
+        Ok(tears::vae::RunOptions {
+            out_dir: Some(self.out.clone()),
+            resume: !restart,
+            progress: !self.no_progress,
+            workers: workers.workers()?,
+        })
+    }
+}
+
 /// What a worker other than 0 prints instead of "wrote OUT": worker 0 wrote the model directory.
 /// Returns whether this process is such a worker.
 fn report_secondary_worker(workers: &Workers, out: &std::path::Path) -> bool {

@@ -261,13 +261,8 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
         train.lr
     );
     let tuned = config.encoder_mode.trains();
-    let workers = a.workers.workers()?;
-    let run = RunOptions {
-        out_dir: Some(a.target.out.clone()),
-        resume: !a.restart,
-        progress: !a.target.no_progress,
-        workers: workers.clone(),
-    };
+    let run = a.target.run_options(a.restart, &a.workers)?;
+    let workers = run.workers.clone();
     let started = Instant::now();
     let report = tears::backend::run(backend, Job { config, train: train.clone(), inputs, run })?
         .with_context(|| format!("training {name} on {}", a.target.split.display()))?;
