@@ -148,6 +148,7 @@ pub struct Trainer<'a, B: AutodiffBackend, M: Trainable<B>> {
     sums: [f64; 3],
     batches_seen: usize,
     workers: Workers,
+    failure: Option<VaeError>,
 }
 
 impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
@@ -189,6 +190,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             sums: [0.0; 3],
             batches_seen: 0,
             workers: Workers::Solo,
+            failure: None,
         })
     }
 
@@ -243,24 +245,30 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         let mut optim_all = std::mem::replace(&mut self.optim_all, adam::<B, M>());
         let mut optim_enc = std::mem::replace(&mut self.optim_enc, adam::<B, M>());
         let mut optim_dec = std::mem::replace(&mut self.optim_dec, adam::<B, M>());
-        let model = match model.schedule() {
-            Schedule::Joint => self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0)),
-            Schedule::Alternating { encoder_passes, decoder_passes } => (|| {
+        match model.schedule() {
+            Schedule::Joint => {
+                model = self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0));
+            }
+            Schedule::Alternating { encoder_passes, decoder_passes } => {
                 // Each phase tracks gradients of the half it updates only.
                 model = model.with_trainable(true, false);
                 for p in 0..encoder_passes {
-                    model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p))?;
+                    model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p));
                 }
                 model = model.refresh_prior().with_trainable(false, true);
                 for p in 0..decoder_passes {
                     let s = order_seed(seed, epoch, encoder_passes + p);
-                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s)?;
+                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s);
                 }
-                Ok(model.with_trainable(true, true))
-            })(),
-        };
-        self.model = Some(model?);
+                model = model.with_trainable(true, true);
+            }
+        }
+        // The model and optimisers go back before any error, so the trainer stays usable.
+        self.model = Some(model);
         (self.optim_all, self.optim_enc, self.optim_dec) = (optim_all, optim_enc, optim_dec);
+        if let Some(err) = self.failure.take() {
+            return Err(err);
+        }
         if self.workers.is_parallel() {
             let summed = self.workers.sum_values(&self.sums)?;
             for (s, v) in self.sums.iter_mut().zip(summed) {
@@ -283,7 +291,12 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
     }
 
     /// One pass over the training users in a seeded order, updating `part` with `optim`.
-    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, phase: Phase, order_seed: u64) -> Result<M> {
+    /// A failed gradient sum is kept in `self.failure` and ends the pass (and the passes after
+    /// it) with the model as it was.
+    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, phase: Phase, order_seed: u64) -> M {
+        if self.failure.is_some() {
+            return model;
+        }
         let mut totals: Option<[Tensor<B, 1>; 3]> = None;
         let batches = self.x.batches(self.config.batch_size, Some(order_seed));
         let n_batches = batches.len();
@@ -312,7 +325,13 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
                 Phase::Encoder => model.encoder_grads(&mut grads),
                 Phase::Decoder => model.decoder_grads(&mut grads),
             };
-            let params = self.workers.sum_gradients::<B, M>(params, &model, self.device)?;
+            let params = match self.workers.sum_gradients::<B, M>(params, &model, self.device) {
+                Ok(p) => p,
+                Err(err) => {
+                    self.failure = Some(err);
+                    return model;
+                }
+            };
             model = optim.step(self.config.lr, model, params);
             self.updates += 1;
         }
@@ -322,7 +341,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             }
             self.batches_seen += n_batches;
         }
-        Ok(model)
+        model
     }
 }
 
