@@ -189,6 +189,22 @@ pub trait Backbone<B: Backend>: Module<B> + Clone + core::fmt::Debug {
     /// The training loss on binary click rows `x` with KL weight `beta`.
     fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B>;
 
+    /// The posterior of a prior network that stays fixed for a whole training phase (RecVAE's
+    /// frozen encoder copy, fed the rows without dropout), detached; `None` for models without
+    /// one. The trainer computes it once per phase for every training user instead of once per
+    /// batch and passes each batch's rows to [`Backbone::loss_with_prior`].
+    fn prior_posterior(&self, x: Tensor<B, 2>) -> Option<Posterior<B>> {
+        let _ = x;
+        None
+    }
+
+    /// [`Backbone::loss`] given `prior`, the [`Backbone::prior_posterior`] of these rows computed
+    /// beforehand (`None`: the loss computes what it needs). The same value as `loss`.
+    fn loss_with_prior(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>, prior: Option<Posterior<B>>) -> Loss<B> {
+        let _ = prior;
+        self.loss(x, beta, mode)
+    }
+
     /// Item logits for evaluation: decode the posterior mean.
     fn score(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let posterior = self.encode(x, Mode::Eval);

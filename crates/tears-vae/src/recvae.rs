@@ -127,7 +127,18 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
 
     /// `mean_u [NLL_u + gamma |x_u| (log q(z_u|x_u) − log p(z_u))]` with one Monte-Carlo sample
     /// (`beta` is not used: the KL weight is per user); the NLL alone in [`Phase::Decoder`].
-    fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
+    fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B> {
+        self.loss_with_prior(x, beta, mode, None)
+    }
+
+    /// The composite prior's `N(mu_old, σ_old²)` component: the frozen encoder copy's posterior
+    /// of the normalised rows (no dropout).
+    fn prior_posterior(&self, x: Tensor<B, 2>) -> Option<Posterior<B>> {
+        let (mu, logvar) = self.prior_encoder.forward(l2_normalize_rows(x));
+        Some(Posterior { mu: mu.detach(), logvar: Some(logvar.detach()) })
+    }
+
+    fn loss_with_prior(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>, prior: Option<Posterior<B>>) -> Loss<B> {
         let posterior = self.encode(x.clone(), mode);
         let z = self.sample(&posterior, mode);
         let nll = multinomial_nll(self.decode(z.clone(), mode), x.clone());
@@ -136,7 +147,10 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
             let nll = nll.mean();
             return Loss { total: nll.clone(), regularizer: nll.zeros_like(), nll };
         }
-        let (mu_old, logvar_old) = self.prior_encoder.forward(l2_normalize_rows(x.clone()));
+        let (mu_old, logvar_old) = match prior {
+            Some(Posterior { mu, logvar: Some(logvar) }) => (mu, logvar),
+            _ => self.prior_encoder.forward(l2_normalize_rows(x.clone())),
+        };
         let (mu, logvar) = (posterior.mu, posterior.logvar.unwrap_or_else(|| z.zeros_like()));
         let log_q = log_normal(z.clone(), mu, logvar);
         let log_p = self.log_prior(z, mu_old.detach(), logvar_old.detach());

@@ -15,12 +15,12 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, adaptor::OptimizerAdaptor};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use tears_core::{EvalOptions, evaluate_model, save_model};
 use tears_data::{Interactions, Split, Values};
 
-use crate::backbone::{Backbone, Mode, Phase, Schedule, Trainable};
+use crate::backbone::{Backbone, Mode, Phase, Posterior, Schedule, Trainable};
 use crate::checkpoint::{Counters, Fingerprint, load_optimizer, save_optimizer};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::epochs::{self, EpochTask};
@@ -149,7 +149,17 @@ pub struct Trainer<'a, B: AutodiffBackend, M: Trainable<B>> {
     batches_seen: usize,
     workers: Workers,
     failure: Option<VaeError>,
+    /// Every training user's [`Backbone::prior_posterior`] for the current encoder phase
+    /// (`None` before it is computed, after the prior changes, or when it would not fit).
+    prior_cache: Option<Posterior<B>>,
+    /// Whether the prior posterior is computed once per phase (off only to test that it
+    /// changes nothing).
+    cache_prior: bool,
 }
+
+/// The largest prior cache the trainer holds (bytes of `f32` means and log-variances of every
+/// training user); beyond it the prior is computed per batch as before.
+const PRIOR_CACHE_MAX_BYTES: usize = 1 << 30;
 
 impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
     /// A trainer of `model` on `split.train` with `config`, on `device`.
@@ -191,6 +201,8 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             batches_seen: 0,
             workers: Workers::Solo,
             failure: None,
+            prior_cache: None,
+            cache_prior: true,
         })
     }
 
@@ -252,10 +264,14 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             Schedule::Alternating { encoder_passes, decoder_passes } => {
                 // Each phase tracks gradients of the half it updates only.
                 model = model.with_trainable(true, false);
+                if self.prior_cache.is_none() && self.cache_prior {
+                    self.prior_cache = self.prior_rows(&model);
+                }
                 for p in 0..encoder_passes {
                     model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p));
                 }
                 model = model.refresh_prior().with_trainable(false, true);
+                self.prior_cache = None;
                 for p in 0..decoder_passes {
                     let s = order_seed(seed, epoch, encoder_passes + p);
                     model = self.pass(model, &mut optim_dec, Phase::Decoder, s);
@@ -283,6 +299,26 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         Ok(EpochLoss { loss, nll, regularizer, parts: BTreeMap::new() })
     }
 
+    /// [`Backbone::prior_posterior`] of every training row, in row order, computed in batches;
+    /// `None` for a model without a prior network or when it would exceed
+    /// [`PRIOR_CACHE_MAX_BYTES`]. The encoder passes of a RecVAE epoch then run the frozen
+    /// prior encoder once per user instead of once per user and pass.
+    fn prior_rows(&self, model: &M) -> Option<Posterior<B>> {
+        let n = self.x.n_rows();
+        if 2 * n * model.latent().size() * std::mem::size_of::<f32>() > PRIOR_CACHE_MAX_BYTES {
+            return None;
+        }
+        let all: Vec<usize> = (0..n).collect();
+        let (mut mus, mut logvars) = (Vec::new(), Vec::new());
+        for rows in all.chunks(self.config.batch_size.max(1)) {
+            let p = model.prior_posterior(self.x.to_tensor::<B>(rows, self.device))?;
+            mus.push(p.mu);
+            logvars.extend(p.logvar);
+        }
+        let logvar = (logvars.len() == mus.len()).then(|| Tensor::cat(logvars, 0));
+        Some(Posterior { mu: Tensor::cat(mus, 0), logvar })
+    }
+
     fn take_model(&mut self) -> M {
         match self.model.take() {
             Some(m) => m,
@@ -303,9 +339,22 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         for rows in batches {
             let share = WorkerShare::of(&self.workers, &rows);
             self.noise.set_row_offset(share.offset);
-            let xb = self.x.to_tensor::<B>(share.rows(&rows), self.device);
+            let here = share.rows(&rows);
+            let xb = self.x.to_tensor::<B>(here, self.device);
             let beta = self.model_config.beta(self.updates, self.batches_per_epoch);
-            let mut loss = model.loss(xb, beta, Mode::Train { noise: &self.noise, phase });
+            let mode = Mode::Train { noise: &self.noise, phase };
+            let mut loss = match (&self.prior_cache, phase) {
+                (Some(cache), Phase::Encoder | Phase::Joint) => {
+                    let ids: Vec<i64> = here.iter().map(|&r| r as i64).collect();
+                    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [here.len()]), self.device);
+                    let prior = Posterior {
+                        mu: cache.mu.clone().select(0, idx.clone()),
+                        logvar: cache.logvar.clone().map(|l| l.select(0, idx)),
+                    };
+                    model.loss_with_prior(xb, beta, mode, Some(prior))
+                }
+                _ => model.loss(xb, beta, mode),
+            };
             if let Some(w) = share.weight {
                 loss.total = loss.total.mul_scalar(w);
                 loss.nll = loss.nll.mul_scalar(w);
@@ -496,6 +545,7 @@ where
         let device = t.device;
         let model = load_record(t.take_model(), &dir.join("model.mpk"), device)?;
         t.model = Some(model);
+        t.prior_cache = None;
         t.optim_all = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim.mpk"), device)?;
         t.optim_enc = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim_encoder.mpk"), device)?;
         t.optim_dec = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim_decoder.mpk"), device)?;
@@ -541,4 +591,51 @@ where
         save_model(&trained, split, config.seed, Some(started.elapsed().as_secs_f64()), out)?;
     }
     Ok((trained, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RecVae, RecVaeConfig};
+    use burn::backend::{Autodiff, Flex};
+    use tears_data::synthetic::SyntheticConfig;
+    use tears_data::{DatasetName, PrepareOptions, prepare};
+
+    type A = Autodiff<Flex>;
+
+    #[test]
+    fn the_prior_computed_once_per_phase_trains_the_same_model() {
+        let options = PrepareOptions {
+            synthetic: SyntheticConfig { users: 260, items: 90, ..SyntheticConfig::default() },
+            ..PrepareOptions::default()
+        };
+        let split = prepare(DatasetName::Synthetic, &options).expect("synthetic split").split;
+        let device = Default::default();
+        // Batches of 64 over 200-odd users: the cache is built from other batches than the passes use.
+        let config = TrainConfig { batch_size: 64, epochs: 2, ..crate::BackboneKind::RecVae.default_train() };
+        let model_config = RecVaeConfig { hidden: 24, latent: 6, ..RecVaeConfig::default() };
+        let run = |cache: bool| {
+            let model = RecVae::<A>::new(&model_config, split.n_items(), 3, &device);
+            let mut trainer = Trainer::new(model, &split, &config, &device).expect("a trainer");
+            trainer.cache_prior = cache;
+            let losses: Vec<f64> = (1..=2).map(|e| trainer.epoch(e).expect("an epoch").loss).collect();
+            assert!(trainer.prior_cache.is_none(), "the refresh drops the cache");
+            let weights: Vec<f32> =
+                trainer.into_model().decoder.weight.val().into_data().to_vec().expect("f32 weights");
+            (losses, weights)
+        };
+        let (cached, cached_weights) = run(true);
+        let (direct, direct_weights) = run(false);
+        for (a, b) in cached.iter().zip(&direct) {
+            approx::assert_relative_eq!(*a, *b, max_relative = 1e-5);
+        }
+        for (a, b) in cached_weights.iter().zip(&direct_weights) {
+            approx::assert_abs_diff_eq!(*a, *b, epsilon = 1e-5);
+        }
+        // The model has a prior network, so the cache was in use.
+        let model = RecVae::<A>::new(&model_config, split.n_items(), 3, &device);
+        let trainer = Trainer::new(model.clone(), &split, &config, &device).expect("a trainer");
+        let cache = trainer.prior_rows(&model).expect("RecVAE has a prior");
+        assert_eq!(cache.mu.dims(), [trainer.x.n_rows(), 6]);
+    }
 }
