@@ -149,9 +149,6 @@ pub struct Trainer<'a, B: AutodiffBackend, M: Trainable<B>> {
     batches_seen: usize,
     workers: Workers,
     failure: Option<VaeError>,
-    /// Every training user's [`Backbone::prior_posterior`] for the current encoder phase
-    /// (`None` before it is computed, after the prior changes, or when it would not fit).
-    prior_cache: Option<Posterior<B>>,
     /// Whether the prior posterior is computed once per phase (off only to test that it
     /// changes nothing).
     cache_prior: bool,
@@ -201,7 +198,6 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             batches_seen: 0,
             workers: Workers::Solo,
             failure: None,
-            prior_cache: None,
             cache_prior: true,
         })
     }
@@ -259,22 +255,22 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         let mut optim_dec = std::mem::replace(&mut self.optim_dec, adam::<B, M>());
         match model.schedule() {
             Schedule::Joint => {
-                model = self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0));
+                model = self.pass(model, &mut optim_all, Phase::Joint, order_seed(seed, epoch, 0), None);
             }
             Schedule::Alternating { encoder_passes, decoder_passes } => {
                 // Each phase tracks gradients of the half it updates only.
                 model = model.with_trainable(true, false);
-                if self.prior_cache.is_none() && self.cache_prior {
-                    self.prior_cache = self.prior_rows(&model);
-                }
+                // The prior network is fixed until the refresh: its posterior of every user is
+                // computed once for the encoder passes.
+                let prior = if self.cache_prior { self.prior_rows(&model) } else { None };
                 for p in 0..encoder_passes {
-                    model = self.pass(model, &mut optim_enc, Phase::Encoder, order_seed(seed, epoch, p));
+                    let s = order_seed(seed, epoch, p);
+                    model = self.pass(model, &mut optim_enc, Phase::Encoder, s, prior.as_ref());
                 }
                 model = model.refresh_prior().with_trainable(false, true);
-                self.prior_cache = None;
                 for p in 0..decoder_passes {
                     let s = order_seed(seed, epoch, encoder_passes + p);
-                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s);
+                    model = self.pass(model, &mut optim_dec, Phase::Decoder, s, None);
                 }
                 model = model.with_trainable(true, true);
             }
@@ -326,10 +322,18 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         }
     }
 
-    /// One pass over the training users in a seeded order, updating `part` with `optim`.
-    /// A failed gradient sum is kept in `self.failure` and ends the pass (and the passes after
-    /// it) with the model as it was.
-    fn pass(&mut self, mut model: M, optim: &mut Adaptor<B, M>, phase: Phase, order_seed: u64) -> M {
+    /// One pass over the training users in a seeded order, updating `part` with `optim`;
+    /// `prior` holds every training row's [`Backbone::prior_posterior`] when it was computed
+    /// beforehand ([`Trainer::prior_rows`]). A failed gradient sum is kept in `self.failure`
+    /// and ends the pass (and the passes after it) with the model as it was.
+    fn pass(
+        &mut self,
+        mut model: M,
+        optim: &mut Adaptor<B, M>,
+        phase: Phase,
+        order_seed: u64,
+        prior: Option<&Posterior<B>>,
+    ) -> M {
         if self.failure.is_some() {
             return model;
         }
@@ -343,8 +347,8 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             let xb = self.x.to_tensor::<B>(here, self.device);
             let beta = self.model_config.beta(self.updates, self.batches_per_epoch);
             let mode = Mode::Train { noise: &self.noise, phase };
-            let mut loss = match (&self.prior_cache, phase) {
-                (Some(cache), Phase::Encoder | Phase::Joint) => {
+            let mut loss = match prior {
+                Some(cache) => {
                     let ids: Vec<i64> = here.iter().map(|&r| r as i64).collect();
                     let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [here.len()]), self.device);
                     let prior = Posterior {
@@ -545,7 +549,6 @@ where
         let device = t.device;
         let model = load_record(t.take_model(), &dir.join("model.mpk"), device)?;
         t.model = Some(model);
-        t.prior_cache = None;
         t.optim_all = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim.mpk"), device)?;
         t.optim_enc = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim_encoder.mpk"), device)?;
         t.optim_dec = load_optimizer::<B, M, _>(adam::<B, M>(), &dir.join("optim_decoder.mpk"), device)?;
@@ -619,7 +622,6 @@ mod tests {
             let mut trainer = Trainer::new(model, &split, &config, &device).expect("a trainer");
             trainer.cache_prior = cache;
             let losses: Vec<f64> = (1..=2).map(|e| trainer.epoch(e).expect("an epoch").loss).collect();
-            assert!(trainer.prior_cache.is_none(), "the refresh drops the cache");
             let weights: Vec<f32> =
                 trainer.into_model().decoder.weight.val().into_data().to_vec().expect("f32 weights");
             (losses, weights)
