@@ -10,12 +10,13 @@ use burn::tensor::activation::{gelu, gelu_approximate};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Activation, BertConfig};
 use crate::error::{Result, TextError};
+use crate::host;
 
 /// How token states become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,8 +93,8 @@ pub struct SelfAttention<B: Backend> {
 }
 
 impl<B: Backend> SelfAttention<B> {
-    /// `x` `[batch · len, hidden]`, `bias` the additive key mask `[batch, 1, len, len]`.
-    fn forward(&self, x: Tensor<B, 2>, bias: Tensor<B, 4>, batch: usize, len: usize) -> Tensor<B, 2> {
+    /// `x` `[batch · len, hidden]`, `mask` the additive key mask.
+    fn forward(&self, x: Tensor<B, 2>, mask: &KeyMask<B>, batch: usize, len: usize) -> Tensor<B, 2> {
         let [n, hidden] = x.dims();
         let heads = self.heads;
         let head_dim = hidden / heads;
@@ -111,10 +112,14 @@ impl<B: Backend> SelfAttention<B> {
             k = k + heads_major(lora.key.forward(x.clone()));
             v = v + heads_major(lora.value.forward(x.clone()));
         }
-        // The backend's fused attention (softmax(q kᵀ / √d + bias) v); under autodiff burn runs
-        // it as differentiable matrix products and a softmax.
-        let context = attention(q, k, v, None, Some(bias), AttentionModuleOptions::default());
-        let context = context.swap_dims(1, 2).reshape([n, hidden]);
+        let context = match mask {
+            // The backend's fused attention (softmax(q kᵀ / √d + bias) v); under autodiff burn
+            // runs it as differentiable matrix products and a softmax.
+            KeyMask::Backend(bias) => attention(q, k, v, None, Some(bias.clone()), AttentionModuleOptions::default())
+                .swap_dims(1, 2)
+                .reshape([n, hidden]),
+            KeyMask::Host(key_bias) => host::attention(q, k, v, key_bias),
+        };
         let out = self.dropout.forward(self.output.forward(context));
         self.norm.forward(out + x)
     }
@@ -136,13 +141,25 @@ pub struct BertLayer<B: Backend> {
 }
 
 impl<B: Backend> BertLayer<B> {
-    fn forward(&self, x: Tensor<B, 2>, bias: Tensor<B, 4>, batch: usize, len: usize) -> Tensor<B, 2> {
-        let x = self.attention.forward(x, bias, batch, len);
+    fn forward(&self, x: Tensor<B, 2>, mask: &KeyMask<B>, batch: usize, len: usize) -> Tensor<B, 2> {
+        let x = self.attention.forward(x, mask, batch, len);
         let h = self.intermediate.forward(x.clone());
-        let h = if self.gelu_tanh { gelu_approximate(h) } else { gelu(h) };
+        let h = match (self.gelu_tanh, mask) {
+            (true, _) => gelu_approximate(h),
+            (false, KeyMask::Backend(_)) => gelu(h),
+            (false, KeyMask::Host(_)) => host::gelu_tensor(h),
+        };
         let out = self.dropout.forward(self.output.forward(h));
         self.norm.forward(out + x)
     }
+}
+
+/// The attention mask in the form the forward uses: burn's additive bias `[batch, 1, len, len]`,
+/// or one additive bias per key on the host, which also selects the host kernels (see
+/// [`BertModel::set_host_kernels`]).
+enum KeyMask<B: Backend> {
+    Backend(Tensor<B, 4>),
+    Host(Vec<f32>),
 }
 
 /// A BERT encoder with a pooling head: token ids and mask in, sentence embeddings out.
@@ -163,6 +180,7 @@ pub struct BertModel<B: Backend> {
     max_positions: usize,
     cls_pooling: bool,
     normalize: bool,
+    host_kernels: bool,
 }
 
 /// Which parameters of a [`BertModel`] train.
@@ -357,6 +375,7 @@ impl<B: Backend> BertModel<B> {
             max_positions: config.max_position_embeddings,
             cls_pooling: pooling == Pooling::Cls,
             normalize,
+            host_kernels: true,
         })
     }
 
@@ -431,10 +450,21 @@ impl<B: Backend> BertModel<B> {
             return x;
         }
         let mut x = x.reshape([batch * len, h]);
-        // Additive key mask, materialised once as [batch, 1, len, len] (shared by the heads).
-        let bias = (attention_mask - 1.0).mul_scalar(-MASKED).reshape([batch, 1, 1, len]).repeat_dim(2, len);
+        let device = x.device();
+        let key_bias = (attention_mask - 1.0).mul_scalar(-MASKED);
+        // burn's form: materialised once as [batch, 1, len, len] (shared by the heads).
+        let backend = |bias: Tensor<B, 2>| KeyMask::Backend(bias.reshape([batch, 1, 1, len]).repeat_dim(2, len));
+        let mask = if self.host_kernels && x.dtype() == DType::F32 && host::available::<B>(&device) {
+            let data = key_bias.into_data();
+            match data.as_slice::<f32>() {
+                Ok(values) => KeyMask::Host(values.to_vec()),
+                Err(_) => backend(Tensor::from_data(data, &device)),
+            }
+        } else {
+            backend(key_bias)
+        };
         for layer in &self.layers[start..end] {
-            x = layer.forward(x, bias.clone(), batch, len);
+            x = layer.forward(x, &mask, batch, len);
         }
         x.reshape([batch, len, h])
     }
@@ -483,6 +513,16 @@ impl<B: Backend> BertModel<B> {
     /// Number of transformer layers.
     pub fn num_layers(&self) -> usize {
         self.layers.len()
+    }
+
+    /// Allows (`true`, the default) or forbids the host kernels of the inference forward. On a
+    /// backend that keeps tensors in host memory and needs no gradient (burn-flex itself, not
+    /// an autodiff backend over it), the exact GELU and the attention then run over rayon's
+    /// threads with vectorised `exp` and `erf` instead of burn-flex's single-threaded scalar
+    /// loops: sentence vectors differ from burn's operations by about 1e-6, and a MiniLM pass is
+    /// faster (`docs/benchmarks-text.md`). Every other backend ignores the setting.
+    pub fn set_host_kernels(&mut self, allowed: bool) {
+        self.host_kernels = allowed;
     }
 
     /// A copy with every dropout switched off (embeddings, layers, LoRA adapters), for

@@ -43,6 +43,7 @@ pub mod encoder;
 pub mod error;
 pub mod export;
 pub mod hashing;
+mod host;
 pub mod io;
 pub mod layer_cache;
 pub mod tei;
