@@ -3,7 +3,8 @@
 //! shared data is absent), with frozen, cached profile vectors.
 //!
 //! Per mini-batch of 500 users: the dense click rows and the profile rows, the frozen RecVAE
-//! encoder's forward pass (input dropout 0.5), the linear head `384 → 2 · 200`, the samples, the
+//! encoder's forward pass (input dropout 0.5; on CPU backends its first layer from the clicks'
+//! non-zeros, or the dense product with `TEARS_DENSE_INPUT=1`), the linear head `384 → 2 · 200`, the samples, the
 //! three logits `200 → items` (two decodes and their mix) with their multinomial NLLs, the Gaussian W2 and KL terms, the backward
 //! pass through the head and the decoder, and AdamW. No validation, no checkpoint (those are in
 //! `tears train`'s own timing).

@@ -3,6 +3,9 @@
 //!
 //! Criterion's throughput is the epoch's dense-matmul FLOPs (forward and backward, see
 //! [`matmul_flops_per_user`]), so its "elem/s" reads as FLOP/s reached in the dominant matmuls.
+//! On CPU backends the first layer of Mult-DAE, Mult-VAE and RecVAE runs on the clicks'
+//! non-zeros (`tears_vae::input`), so the count overstates the work done; set
+//! `TEARS_DENSE_INPUT=1` to time the dense product it replaces.
 //!
 //! ```text
 //! cargo bench --bench vae                       # flex (AVX-512 kernels)

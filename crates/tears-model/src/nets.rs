@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 use tears_ot::{Epsilon, SinkhornConfig, gaussian_w2_squared, sinkhorn_divergence};
 use tears_vae::backbone::reparameterize;
 use tears_vae::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll};
-use tears_vae::{Backbone, BackboneKind, LatentShape, Mode, Posterior};
+use tears_vae::{Backbone, BackboneKind, InputLayer, LatentShape, Mode, Posterior};
 
 use crate::config::{Alignment, BackboneChoice, Head, TearsConfig};
 use crate::error::{Result, TearsError};
@@ -76,7 +76,10 @@ pub trait Scrutable<B: Backend>: Module<B> + Clone + core::fmt::Debug {
     /// # Errors
     /// An input needed at this alpha is missing.
     fn scores(&self, x: Option<Tensor<B, 2>>, profile: Option<Tensor<B, 2>>, alpha: f32) -> Result<Tensor<B, 2>>;
-    /// The training loss.
+    /// The training loss. `first_layer`, when given, is the output of
+    /// [`Scrutable::backbone_input_layer`] for these rows under `mode` (computed from their
+    /// non-zeros, [`tears_vae::input`]); the frozen backbone encoder then starts from it
+    /// instead of `x`.
     ///
     /// # Errors
     /// A failed alignment solve.
@@ -87,7 +90,13 @@ pub trait Scrutable<B: Backend>: Module<B> + Clone + core::fmt::Debug {
         alpha: f32,
         weights: &Weights,
         mode: Mode<'_>,
+        first_layer: Option<Tensor<B, 2>>,
     ) -> Result<TearsLoss<B>>;
+    /// The frozen backbone encoder's first layer (`None` without a backbone, or when the
+    /// backbone has none, as MacridVAE).
+    fn backbone_input_layer(&self) -> Option<InputLayer<'_, B>> {
+        None
+    }
     /// The latents at evaluation.
     fn latents(&self, x: Option<Tensor<B, 2>>, profile: Tensor<B, 2>, alpha: f32) -> Latents<B>;
 }
@@ -211,6 +220,7 @@ impl<B: Backend> Scrutable<B> for Base<B> {
         _alpha: f32,
         weights: &Weights,
         mode: Mode<'_>,
+        _first_layer: Option<Tensor<B, 2>>,
     ) -> Result<TearsLoss<B>> {
         let post = self.posterior(profile, mode);
         let z = reparameterize(&post, mode, 1.0);
@@ -332,10 +342,11 @@ impl<B: Backend, M: Backbone<B> + ModuleDisplay> Scrutable<B> for Fused<B, M> {
         alpha: f32,
         weights: &Weights,
         mode: Mode<'_>,
+        first_layer: Option<Tensor<B, 2>>,
     ) -> Result<TearsLoss<B>> {
         let bb = &self.backbone;
         let post_s = self.profile_posterior(profile);
-        let post_r = bb.encode(x.clone(), mode);
+        let post_r = bb.encode_given(x.clone(), first_layer, mode);
         let z_s = self.normalize(bb.sample(&post_s, mode));
         let z_r = self.normalize(bb.sample(&post_r, mode));
         let (logits_c, logits_s, logits_r) = if bb.affine_decoder() && self.latent().concepts <= 1 {
@@ -362,6 +373,10 @@ impl<B: Backend, M: Backbone<B> + ModuleDisplay> Scrutable<B> for Fused<B, M> {
             .add(alignment.clone().mul_scalar(weights.lambda_ot))
             .add(kl.clone().mul_scalar(weights.lambda_kl));
         Ok(TearsLoss { total, nll_fused, nll_profile, nll_backbone, alignment, kl })
+    }
+
+    fn backbone_input_layer(&self) -> Option<InputLayer<'_, B>> {
+        self.backbone.input_layer()
     }
 
     fn latents(&self, x: Option<Tensor<B, 2>>, profile: Tensor<B, 2>, alpha: f32) -> Latents<B> {

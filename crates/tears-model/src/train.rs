@@ -19,7 +19,9 @@ use tears_core::{EvalOptions, MissingProfile, Profile, ProfileKind, Profiles, ev
 use tears_data::{Interactions, Split, Values};
 use tears_vae::checkpoint::{Counters, Fingerprint, load_optimizer, save_optimizer};
 use tears_vae::model::{load_record, save_record};
-use tears_vae::{EpochLoss, EpochTask, GradientSync, Mode, NoiseSource, VaeError, WorkerShare, Workers};
+use tears_vae::{
+    EpochLoss, EpochTask, GradientSync, HostWeight, Mode, NoiseSource, SparseRows, VaeError, WorkerShare, Workers,
+};
 
 use crate::config::{Alignment, CheckedConfig, TearsTrainConfig, TrainAlpha};
 use crate::encoder::ProfileEncoder;
@@ -160,6 +162,10 @@ where
     updates: u64,
     fingerprint: Fingerprint,
     workers: Workers,
+    /// The frozen backbone's first-layer weight on the host, when that layer is computed from
+    /// the clicks' non-zeros ([`tears_vae::input`]); read at the first epoch.
+    host_input: Option<HostWeight>,
+    sparse_input: bool,
 }
 
 impl<'a, B, S> TearsTask<'a, B, S>
@@ -203,6 +209,7 @@ where
             "split".into(),
             serde_json::json!({"vocabulary_hash": validation.split.vocabulary_hash(), "train_users": data.x.n_rows()}),
         );
+        let sparse_input = tears_vae::sparse_input_enabled::<B>(&device);
         Ok(TearsTask {
             model: Some(model),
             optim: adamw::<B, S>(train.weight_decay),
@@ -217,6 +224,8 @@ where
             updates: 0,
             fingerprint,
             workers: Workers::Solo,
+            host_input: None,
+            sparse_input,
         })
     }
 
@@ -319,6 +328,10 @@ where
         let order = mix(self.train.seed ^ mix(epoch as u64 ^ 0x7EA5_0000));
         let batches = self.data.x.batches(self.train.batch_size, Some(order));
         let mut model = self.take_model();
+        if self.sparse_input && self.host_input.is_none() {
+            // The backbone encoder is frozen: its first layer's weight never changes.
+            self.host_input = model.backbone_input_layer().map(|layer| HostWeight::read(layer.linear));
+        }
         let mut optim = std::mem::replace(&mut self.optim, adamw::<B, S>(self.train.weight_decay));
         let mut tuner = self.tuner.take();
         let mut sums: Option<Vec<Tensor<B, 1>>> = None;
@@ -335,7 +348,15 @@ where
             };
             let alpha = self.batch_alpha();
             let weights = Weights::at(self.config.get(), self.updates);
-            let mut loss = match model.loss(x, e, alpha, &weights, Mode::train(&self.noise)) {
+            let mode = Mode::train(&self.noise);
+            let first_layer = match (&self.host_input, model.backbone_input_layer()) {
+                (Some(host), Some(layer)) => {
+                    let input = SparseRows::encoder_input(&self.data.x, rows, layer.dropout, mode);
+                    Some(host.forward::<B>(&input, layer.linear, &self.device))
+                }
+                _ => None,
+            };
+            let mut loss = match model.loss(x, e, alpha, &weights, mode, first_layer) {
                 Ok(l) => l,
                 Err(err) => {
                     failure = Some(err);

@@ -108,7 +108,7 @@ where
     let grads = || {
         let (x, e) = batch(8, items, 16);
         let noise = NoiseSource::new(0, 0);
-        model.loss(x, e, 0.5, &Weights::at(&config, 1000), Mode::train(&noise)).expect("loss").total.backward()
+        model.loss(x, e, 0.5, &Weights::at(&config, 1000), Mode::train(&noise), None).expect("loss").total.backward()
     };
     assert!(!GradientsParams::from_module(&mut grads(), &model.head).is_empty(), "{name}: the head got no gradient");
     assert!(model.backbone.encoder_grads(&mut grads()).is_empty(), "{name}: the frozen encoder got gradients");
@@ -128,7 +128,7 @@ where
     let (model, config, items) = fused(backbone);
     let (x, e) = batch(8, items, 16);
     for alpha in [0.0f32, 0.3, 0.5, 1.0] {
-        let loss = model.loss(x.clone(), e.clone(), alpha, &Weights::at(&config, 0), Mode::Eval).expect("loss");
+        let loss = model.loss(x.clone(), e.clone(), alpha, &Weights::at(&config, 0), Mode::Eval, None).expect("loss");
         let fused = model.latents(Some(x.clone()), e.clone(), alpha).fused;
         let direct = tears_vae::ops::multinomial_nll(model.backbone.decode(fused, Mode::Eval), x.clone()).mean();
         let (got, want) = (loss.nll_fused.into_scalar(), direct.into_scalar());
@@ -411,4 +411,38 @@ fn gers_edits_are_vectors_given_through_the_same_profile_seam() {
     assert_ne!(gers.score_with_profiles(&rows, &[Some(&one_hot)]).expect("scores"), own);
     let wrong = Profile::Vector(vec![1.0; 3]);
     assert!(gers.score_with_profiles(&rows, &[Some(&wrong)]).is_err());
+}
+
+/// The frozen backbone's first layer from sparse rows (what the trainer does on CPU backends)
+/// gives the training loss of the dense product, with the same dropout draw.
+#[test]
+fn the_sparse_first_layer_gives_the_dense_training_loss() {
+    let device = Default::default();
+    let users: Vec<(u64, Vec<u32>)> =
+        (0..6u64).map(|u| (u, (0..30u32).filter(|i| (i + 2 * u as u32).is_multiple_of(4)).collect())).collect();
+    let refs: Vec<(u64, &[u32])> = users.iter().map(|(u, i)| (*u, i.as_slice())).collect();
+    let clicks =
+        tears_data::Interactions::from_rows(&rows_of(&refs), 30, tears_data::Values::Binary { positive_above: 3.5 })
+            .expect("clicks");
+    let backbone = RecVae::<A>::new(&RecVaeConfig { hidden: 12, latent: 4, ..RecVaeConfig::default() }, 30, 4, &device);
+    let (model, config, _) = fused(backbone);
+    let rows: Vec<usize> = (0..6).collect();
+    let x = clicks.to_tensor::<A>(&rows, &device);
+    let e = Tensor::<A, 2>::random([6, 16], Distribution::Normal(0.0, 0.1), &device);
+    let weights = Weights::at(&config, 1000);
+    let dense_noise = NoiseSource::new(8, 0);
+    let dense = model.loss(x.clone(), e.clone(), 0.5, &weights, Mode::train(&dense_noise), None).expect("loss");
+    let sparse_noise = NoiseSource::new(8, 0);
+    let mode = Mode::train(&sparse_noise);
+    let layer = model.backbone_input_layer().expect("RecVAE has an input layer");
+    let input = tears_vae::SparseRows::encoder_input(&clicks, &rows, layer.dropout, mode);
+    let first = tears_vae::HostWeight::read(layer.linear).forward::<A>(&input, layer.linear, &device);
+    let sparse = model.loss(x, e, 0.5, &weights, mode, Some(first)).expect("loss");
+    assert_eq!(dense_noise.draws(), sparse_noise.draws());
+    for (a, b) in
+        [(dense.total, sparse.total), (dense.alignment, sparse.alignment), (dense.nll_backbone, sparse.nll_backbone)]
+    {
+        let (a, b) = (a.into_scalar(), b.into_scalar());
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "dense {a} against sparse {b}");
+    }
 }

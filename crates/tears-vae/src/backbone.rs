@@ -17,6 +17,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::config::{BackboneKind, ModelConfig};
+use crate::input::InputLayer;
 use crate::noise::NoiseSource;
 
 /// Whether a forward pass trains (with its noise source) or evaluates.
@@ -78,6 +79,22 @@ impl<'a> Mode<'a> {
             }
             _ => x,
         }
+    }
+}
+
+/// What a training step computed before the loss of a batch, so that the loss need not.
+#[derive(Debug, Clone)]
+pub struct Given<B: Backend> {
+    /// [`Backbone::prior_posterior`] of these rows, computed for the whole phase.
+    pub prior: Option<Posterior<B>>,
+    /// The output `x̃ W + b` of [`Backbone::input_layer`] for these rows, computed from their
+    /// non-zeros ([`crate::input`]).
+    pub first_layer: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Default for Given<B> {
+    fn default() -> Self {
+        Given { prior: None, first_layer: None }
     }
 }
 
@@ -192,17 +209,41 @@ pub trait Backbone<B: Backend>: Module<B> + Clone + core::fmt::Debug {
     /// The posterior of a prior network that stays fixed for a whole training phase (RecVAE's
     /// frozen encoder copy, fed the rows without dropout), detached; `None` for models without
     /// one. The trainer computes it once per phase for every training user instead of once per
-    /// batch and passes each batch's rows to [`Backbone::loss_with_prior`].
+    /// batch and passes each batch's rows to [`Backbone::loss_with`].
     fn prior_posterior(&self, x: Tensor<B, 2>) -> Option<Posterior<B>> {
         let _ = x;
         None
     }
 
-    /// [`Backbone::loss`] given `prior`, the [`Backbone::prior_posterior`] of these rows computed
-    /// beforehand (`None`: the loss computes what it needs). The same value as `loss`.
-    fn loss_with_prior(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>, prior: Option<Posterior<B>>) -> Loss<B> {
-        let _ = prior;
+    /// [`Backbone::loss`] given what the step computed beforehand ([`Given`]: the prior's
+    /// posterior, the first layer's output from sparse rows). The same value as `loss` up to
+    /// the rounding of the first layer's sums.
+    fn loss_with(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>, given: Given<B>) -> Loss<B> {
+        let _ = given;
         self.loss(x, beta, mode)
+    }
+
+    /// The encoder's first layer, `items → hidden`, when the rest of the encoder can start from
+    /// its output ([`Backbone::encode_after_input`]); `None` (the default) otherwise. The
+    /// trainers then compute that layer from the clicks' non-zeros ([`crate::input`]).
+    fn input_layer(&self) -> Option<InputLayer<'_, B>> {
+        None
+    }
+
+    /// The posterior given the output `x̃ W + b` of [`Backbone::input_layer`] (before its
+    /// activation) for a batch; `None` for a model without an input layer.
+    fn encode_after_input(&self, first: Tensor<B, 2>, mode: Mode<'_>) -> Option<Posterior<B>> {
+        let _ = (first, mode);
+        None
+    }
+
+    /// [`Backbone::encode_after_input`] of `first` when it is given and supported, else
+    /// [`Backbone::encode`] of `x`.
+    fn encode_given(&self, x: Tensor<B, 2>, first: Option<Tensor<B, 2>>, mode: Mode<'_>) -> Posterior<B> {
+        match first.and_then(|h| self.encode_after_input(h, mode)) {
+            Some(p) => p,
+            None => self.encode(x, mode),
+        }
     }
 
     /// Item logits for evaluation: decode the posterior mean.

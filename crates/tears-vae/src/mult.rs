@@ -5,8 +5,9 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, trainable_halves};
+use crate::backbone::{Backbone, Given, LatentShape, Loss, Mode, Posterior, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, MultDaeConfig, MultVaeConfig};
+use crate::input::InputLayer;
 use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm};
 
 /// Mult-DAE: `x → normalise → dropout → tanh(W₁ x + b₁) → W₂ h + b₂`.
@@ -59,6 +60,14 @@ impl<B: Backend> Backbone<B> for MultDae<B> {
         Posterior { mu: self.encoder.forward(h).tanh(), logvar: None }
     }
 
+    fn input_layer(&self) -> Option<InputLayer<'_, B>> {
+        Some(InputLayer { linear: &self.encoder, dropout: self.config.dropout })
+    }
+
+    fn encode_after_input(&self, first: Tensor<B, 2>, _mode: Mode<'_>) -> Option<Posterior<B>> {
+        Some(Posterior { mu: first.tanh(), logvar: None })
+    }
+
     fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
         self.decoder.forward(z)
     }
@@ -67,8 +76,12 @@ impl<B: Backend> Backbone<B> for MultDae<B> {
         true
     }
 
-    fn loss(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>) -> Loss<B> {
-        let posterior = self.encode(x.clone(), mode);
+    fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B> {
+        self.loss_with(x, beta, mode, Given::default())
+    }
+
+    fn loss_with(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>, given: Given<B>) -> Loss<B> {
+        let posterior = self.encode_given(x.clone(), given.first_layer, mode);
         let logits = self.decode(posterior.mu, mode);
         let nll = multinomial_nll(logits, x).mean();
         let penalty =
@@ -129,6 +142,13 @@ impl<B: Backend> MultVae<B> {
         };
         MultVae { encoder, decoder, config: *config, n_items }
     }
+
+    /// The posterior from the first layer's output (before its tanh).
+    fn after_input(&self, first: Tensor<B, 2>) -> Posterior<B> {
+        let out = self.encoder.out.forward(first.tanh());
+        let l = self.config.latent;
+        Posterior { mu: out.clone().narrow(1, 0, l), logvar: Some(out.narrow(1, l, l)) }
+    }
 }
 
 impl<B: Backend> Backbone<B> for MultVae<B> {
@@ -150,10 +170,15 @@ impl<B: Backend> Backbone<B> for MultVae<B> {
 
     fn encode(&self, x: Tensor<B, 2>, mode: Mode<'_>) -> Posterior<B> {
         let h = mode.dropout(l2_normalize_rows(x), self.config.dropout);
-        let h = self.encoder.hidden.forward(h).tanh();
-        let out = self.encoder.out.forward(h);
-        let l = self.config.latent;
-        Posterior { mu: out.clone().narrow(1, 0, l), logvar: Some(out.narrow(1, l, l)) }
+        self.after_input(self.encoder.hidden.forward(h))
+    }
+
+    fn input_layer(&self) -> Option<InputLayer<'_, B>> {
+        Some(InputLayer { linear: &self.encoder.hidden, dropout: self.config.dropout })
+    }
+
+    fn encode_after_input(&self, first: Tensor<B, 2>, _mode: Mode<'_>) -> Option<Posterior<B>> {
+        Some(self.after_input(first))
     }
 
     fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
@@ -161,7 +186,11 @@ impl<B: Backend> Backbone<B> for MultVae<B> {
     }
 
     fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B> {
-        let posterior = self.encode(x.clone(), mode);
+        self.loss_with(x, beta, mode, Given::default())
+    }
+
+    fn loss_with(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>, given: Given<B>) -> Loss<B> {
+        let posterior = self.encode_given(x.clone(), given.first_layer, mode);
         let z = self.sample(&posterior, mode);
         let nll = multinomial_nll(self.decode(z, mode), x).mean();
         let kl = match posterior.logvar {

@@ -49,6 +49,27 @@ fn open_unit(bits: u32) -> f32 {
     (((bits >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)).min(BELOW_ONE)
 }
 
+/// Fills one row of an inverted-dropout mask with probability `p` (one random bit per entry when
+/// `p = 0.5`).
+fn dropout_row(p: f32) -> impl Fn(&mut ChaCha8Rng, &mut [f32]) + Sync {
+    let keep = 1.0 / (1.0 - p);
+    let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
+    move |rng: &mut ChaCha8Rng, row: &mut [f32]| {
+        if p == 0.5 {
+            for chunk in row.chunks_mut(64) {
+                let bits = rng.next_u64();
+                for (j, v) in chunk.iter_mut().enumerate() {
+                    *v = if (bits >> j) & 1 == 1 { keep } else { 0.0 };
+                }
+            }
+        } else {
+            for v in row.iter_mut() {
+                *v = if u64::from(rng.next_u32()) >= threshold { keep } else { 0.0 };
+            }
+        }
+    }
+}
+
 impl NoiseSource {
     /// A source for `seed` that has already made `draws` draws (0 for a fresh run; the saved
     /// counter when a run resumes).
@@ -86,6 +107,11 @@ impl NoiseSource {
         mix(self.seed ^ mix(d))
     }
 
+    /// The generator of row `r` of a draw from `stream` (`offset` shifts per-user draws).
+    fn row_rng(stream: u64, offset: u64, r: usize) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(mix(stream ^ mix(offset + r as u64)))
+    }
+
     fn fill<B: Backend>(
         &self,
         shape: [usize; 2],
@@ -99,8 +125,7 @@ impl NoiseSource {
         let mut data = vec![0.0f32; rows * cols];
         if cols > 0 {
             data.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix(stream ^ mix(offset + r as u64)));
-                row_fn(&mut rng, row);
+                row_fn(&mut Self::row_rng(stream, offset, r), row);
             });
         }
         Tensor::from_data(TensorData::new(data, shape), device)
@@ -109,24 +134,37 @@ impl NoiseSource {
     /// Inverted-dropout multipliers: each entry is `0` with probability `p` and `1 / (1 − p)`
     /// otherwise. `p` must be in `[0, 1)`.
     pub fn dropout_mask<B: Backend>(&self, shape: [usize; 2], p: f32, device: &B::Device) -> Tensor<B, 2> {
-        let keep = 1.0 / (1.0 - p);
-        if p == 0.5 {
-            // One random bit per entry.
-            return self.fill(shape, device, true, |rng, row| {
-                for chunk in row.chunks_mut(64) {
-                    let bits = rng.next_u64();
-                    for (j, v) in chunk.iter_mut().enumerate() {
-                        *v = if (bits >> j) & 1 == 1 { keep } else { 0.0 };
-                    }
-                }
-            });
-        }
-        let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
-        self.fill(shape, device, true, |rng, row| {
-            for v in row.iter_mut() {
-                *v = if u64::from(rng.next_u32()) >= threshold { keep } else { 0.0 };
-            }
-        })
+        self.fill(shape, device, true, dropout_row(p))
+    }
+
+    /// The entries of [`NoiseSource::dropout_mask`] of shape `[cols.len(), n_cols]` at columns
+    /// `cols[r]` of each row `r`, without building the dense mask: the same draw (it takes the
+    /// next stream and honours [`NoiseSource::set_row_offset`]), so a sparse encoder input gets
+    /// exactly the multipliers a dense one would.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use tears_vae::NoiseSource;
+    /// let device = Default::default();
+    /// let dense = NoiseSource::new(3, 0).dropout_mask::<Flex>([2, 5], 0.5, &device);
+    /// let dense = dense.into_data().to_vec::<f32>().expect("f32");
+    /// let picked = NoiseSource::new(3, 0).dropout_mask_at(5, 0.5, &[&[1, 4], &[0]]);
+    /// assert_eq!(picked, vec![vec![dense[1], dense[4]], vec![dense[5]]]);
+    /// ```
+    pub fn dropout_mask_at(&self, n_cols: usize, p: f32, cols: &[&[u32]]) -> Vec<Vec<f32>> {
+        let stream = self.next_stream();
+        let offset = self.row_offset.get();
+        let row_fn = dropout_row(p);
+        cols.par_iter()
+            .enumerate()
+            .map_init(
+                || vec![0.0f32; n_cols],
+                |row, (r, picked)| {
+                    row_fn(&mut Self::row_rng(stream, offset, r), row);
+                    picked.iter().map(|&c| row.get(c as usize).copied().unwrap_or(0.0)).collect()
+                },
+            )
+            .collect()
     }
 
     /// Standard normal draws (Box–Muller).

@@ -6,8 +6,9 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 
-use crate::backbone::{Backbone, LatentShape, Loss, Mode, Phase, Posterior, Schedule, trainable_halves};
+use crate::backbone::{Backbone, Given, LatentShape, Loss, Mode, Phase, Posterior, Schedule, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
+use crate::input::InputLayer;
 use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll};
 
 /// RecVAE's encoder: densely connected swish layers, each followed by LayerNorm,
@@ -27,10 +28,18 @@ pub struct RecVaeEncoder<B: Backend> {
 impl<B: Backend> RecVaeEncoder<B> {
     /// The posterior of already normalised (and possibly dropped-out) input rows.
     pub fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        match self.layers.first() {
+            Some(first) => self.after_input(first.forward(x)),
+            None => (self.mu.forward(x.clone()), self.logvar.forward(x)),
+        }
+    }
+
+    /// The posterior given the first dense layer's output `W₁ x + b₁` (before its swish).
+    pub fn after_input(&self, first: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let mut sum: Option<Tensor<B, 2>> = None;
-        let mut h = x;
-        for (layer, norm) in self.layers.iter().zip(&self.norms) {
-            let pre = layer.forward(h);
+        let mut h = first.clone();
+        for (k, (layer, norm)) in self.layers.iter().zip(&self.norms).enumerate() {
+            let pre = if k == 0 { first.clone() } else { layer.forward(h) };
             let pre = match &sum {
                 Some(s) => pre.add(s.clone()),
                 None => pre,
@@ -128,7 +137,7 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
     /// `mean_u [NLL_u + gamma |x_u| (log q(z_u|x_u) − log p(z_u))]` with one Monte-Carlo sample
     /// (`beta` is not used: the KL weight is per user); the NLL alone in [`Phase::Decoder`].
     fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B> {
-        self.loss_with_prior(x, beta, mode, None)
+        self.loss_with(x, beta, mode, Given::default())
     }
 
     /// The composite prior's `N(mu_old, σ_old²)` component: the frozen encoder copy's posterior
@@ -138,8 +147,18 @@ impl<B: Backend> Backbone<B> for RecVae<B> {
         Some(Posterior { mu: mu.detach(), logvar: Some(logvar.detach()) })
     }
 
-    fn loss_with_prior(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>, prior: Option<Posterior<B>>) -> Loss<B> {
-        let posterior = self.encode(x.clone(), mode);
+    fn input_layer(&self) -> Option<InputLayer<'_, B>> {
+        self.encoder.layers.first().map(|linear| InputLayer { linear, dropout: self.config.dropout })
+    }
+
+    fn encode_after_input(&self, first: Tensor<B, 2>, _mode: Mode<'_>) -> Option<Posterior<B>> {
+        let (mu, logvar) = self.encoder.after_input(first);
+        Some(Posterior { mu, logvar: Some(logvar) })
+    }
+
+    fn loss_with(&self, x: Tensor<B, 2>, _beta: f32, mode: Mode<'_>, given: Given<B>) -> Loss<B> {
+        let Given { prior, first_layer } = given;
+        let posterior = self.encode_given(x.clone(), first_layer, mode);
         let z = self.sample(&posterior, mode);
         let nll = multinomial_nll(self.decode(z.clone(), mode), x.clone());
         if mode.phase() == Some(Phase::Decoder) {

@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use tears_core::{EvalOptions, evaluate_model, save_model};
 use tears_data::{Interactions, Split, Values};
 
-use crate::backbone::{Backbone, Mode, Phase, Posterior, Schedule, Trainable};
+use crate::backbone::{Backbone, Given, Mode, Phase, Posterior, Schedule, Trainable};
 use crate::checkpoint::{Counters, Fingerprint, load_optimizer, save_optimizer};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::epochs::{self, EpochTask};
 use crate::error::{Result, VaeError};
+use crate::input::{HostWeight, SparseRows, SparseStep, sparse_input_enabled};
 use crate::model::{TrainSummary, Trained, load_record, save_record};
 use crate::noise::NoiseSource;
 use crate::parallel::{GradientSync, Workers};
@@ -152,6 +153,9 @@ pub struct Trainer<'a, B: AutodiffBackend, M: Trainable<B>> {
     /// Whether the prior posterior is computed once per phase (off only to test that it
     /// changes nothing).
     cache_prior: bool,
+    /// Whether the encoder's first layer is computed from the clicks' non-zeros
+    /// ([`crate::input`]; CPU backends).
+    sparse_input: bool,
 }
 
 /// The largest prior cache the trainer holds (bytes of `f32` means and log-variances of every
@@ -199,6 +203,7 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             workers: Workers::Solo,
             failure: None,
             cache_prior: true,
+            sparse_input: sparse_input_enabled::<B>(device),
         })
     }
 
@@ -340,6 +345,10 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
         let mut totals: Option<[Tensor<B, 1>; 3]> = None;
         let batches = self.x.batches(self.config.batch_size, Some(order_seed));
         let n_batches = batches.len();
+        let fixed_weight = match (self.sparse_input, phase, model.input_layer()) {
+            (true, Phase::Decoder, Some(layer)) => Some(HostWeight::read(layer.linear)),
+            _ => None,
+        };
         for rows in batches {
             let share = WorkerShare::of(&self.workers, &rows);
             self.noise.set_row_offset(share.offset);
@@ -347,18 +356,35 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
             let xb = self.x.to_tensor::<B>(here, self.device);
             let beta = self.model_config.beta(self.updates, self.batches_per_epoch);
             let mode = Mode::Train { noise: &self.noise, phase };
-            let mut loss = match prior {
-                Some(cache) => {
-                    let ids: Vec<i64> = here.iter().map(|&r| r as i64).collect();
-                    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [here.len()]), self.device);
-                    let prior = Posterior {
-                        mu: cache.mu.clone().select(0, idx.clone()),
-                        logvar: cache.logvar.clone().map(|l| l.select(0, idx)),
+            // The first layer from the non-zeros; its weight trains outside the decoder phase.
+            let sparse = match (self.sparse_input, model.input_layer()) {
+                (true, Some(layer)) => {
+                    let input = SparseRows::encoder_input(&self.x, here, layer.dropout, mode);
+                    // The weight changes every step, except in the decoder phase.
+                    let read;
+                    let host = match &fixed_weight {
+                        Some(w) => w,
+                        None => {
+                            read = HostWeight::read(layer.linear);
+                            &read
+                        }
                     };
-                    model.loss_with_prior(xb, beta, mode, Some(prior))
+                    let step = SparseStep::new(layer.linear, host, input, phase != Phase::Decoder, self.device);
+                    let first = step.output(layer.linear);
+                    Some((step, first))
                 }
-                _ => model.loss(xb, beta, mode),
+                _ => None,
             };
+            let (step, first_layer) = sparse.unzip();
+            let prior = prior.map(|cache| {
+                let ids: Vec<i64> = here.iter().map(|&r| r as i64).collect();
+                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [here.len()]), self.device);
+                Posterior {
+                    mu: cache.mu.clone().select(0, idx.clone()),
+                    logvar: cache.logvar.clone().map(|l| l.select(0, idx)),
+                }
+            });
+            let mut loss = model.loss_with(xb, beta, mode, Given { prior, first_layer });
             if let Some(w) = share.weight {
                 loss.total = loss.total.mul_scalar(w);
                 loss.nll = loss.nll.mul_scalar(w);
@@ -373,11 +399,14 @@ impl<'a, B: AutodiffBackend, M: Trainable<B>> Trainer<'a, B, M> {
                 }
             });
             let mut grads = loss.total.backward();
-            let params = match phase {
-                Phase::Joint => GradientsParams::from_grads(grads, &model),
+            let mut params = match phase {
+                Phase::Joint => GradientsParams::from_module(&mut grads, &model),
                 Phase::Encoder => model.encoder_grads(&mut grads),
                 Phase::Decoder => model.decoder_grads(&mut grads),
             };
+            if let Some(step) = &step {
+                step.add_weight_grad(&grads, &mut params);
+            }
             let params = match self.workers.sum_gradients::<B, M>(params, &model, self.device) {
                 Ok(p) => p,
                 Err(err) => {
@@ -639,5 +668,75 @@ mod tests {
         let trainer = Trainer::new(model.clone(), &split, &config, &device).expect("a trainer");
         let cache = trainer.prior_rows(&model).expect("RecVAE has a prior");
         assert_eq!(cache.mu.dims(), [trainer.x.n_rows(), 6]);
+    }
+
+    /// Two epochs of `model` with the first layer from sparse rows and from the dense product:
+    /// (losses, every weight of the first layer and of the last).
+    fn sparse_and_dense<M: Trainable<A>>(
+        model: M,
+        split: &tears_data::Split,
+        config: &TrainConfig,
+        weights: impl Fn(&M) -> Vec<Vec<f32>>,
+    ) -> [(Vec<f64>, Vec<Vec<f32>>); 2] {
+        let device = Default::default();
+        [true, false].map(|sparse| {
+            let mut trainer = Trainer::new(model.clone(), split, config, &device).expect("a trainer");
+            trainer.sparse_input = sparse;
+            let losses: Vec<f64> = (1..=2).map(|e| trainer.epoch(e).expect("an epoch").loss).collect();
+            (losses, weights(&trainer.into_model()))
+        })
+    }
+
+    fn values(t: Tensor<A, 2>) -> Vec<f32> {
+        t.into_data().to_vec().expect("f32 weights")
+    }
+
+    #[test]
+    fn the_sparse_first_layer_trains_the_same_model() {
+        use crate::{MultDae, MultDaeConfig, MultVae, MultVaeConfig};
+        let options = PrepareOptions {
+            synthetic: SyntheticConfig { users: 260, items: 90, ..SyntheticConfig::default() },
+            ..PrepareOptions::default()
+        };
+        let split = prepare(DatasetName::Synthetic, &options).expect("synthetic split").split;
+        let device = Default::default();
+        assert!(sparse_input_enabled::<A>(&device) || std::env::var("TEARS_DENSE_INPUT").is_ok());
+        let n = split.n_items();
+        let runs = [
+            sparse_and_dense(
+                MultVae::<A>::new(&MultVaeConfig { hidden: 24, latent: 6, ..Default::default() }, n, 5, &device),
+                &split,
+                &TrainConfig { batch_size: 64, ..crate::BackboneKind::MultVae.default_train() },
+                |m| vec![values(m.encoder.hidden.weight.val()), values(m.decoder.out.weight.val())],
+            ),
+            sparse_and_dense(
+                MultDae::<A>::new(&MultDaeConfig { hidden: 24, ..Default::default() }, n, 5, &device),
+                &split,
+                &TrainConfig { batch_size: 64, ..crate::BackboneKind::MultDae.default_train() },
+                |m| vec![values(m.encoder.weight.val()), values(m.decoder.weight.val())],
+            ),
+            sparse_and_dense(
+                RecVae::<A>::new(&RecVaeConfig { hidden: 24, latent: 6, ..Default::default() }, n, 5, &device),
+                &split,
+                &TrainConfig { batch_size: 64, ..crate::BackboneKind::RecVae.default_train() },
+                |m| vec![values(m.encoder.layers[0].weight.val()), values(m.decoder.weight.val())],
+            ),
+        ];
+        for [(sparse, sparse_w), (dense, dense_w)] in &runs {
+            for (a, b) in sparse.iter().zip(dense) {
+                approx::assert_relative_eq!(*a, *b, max_relative = 1e-5);
+            }
+            for (ws, wd) in sparse_w.iter().zip(dense_w) {
+                // The first layer's weights moved (so their gradient arrived) and agree.
+                for (a, b) in ws.iter().zip(wd) {
+                    approx::assert_abs_diff_eq!(*a, *b, epsilon = 1e-4);
+                }
+            }
+        }
+        let fresh = MultVae::<A>::new(&MultVaeConfig { hidden: 24, latent: 6, ..Default::default() }, n, 5, &device);
+        let (_, trained) = &runs[0][0];
+        let start = values(fresh.encoder.hidden.weight.val());
+        let moved = start.iter().zip(&trained[0]).filter(|(a, b)| (*a - *b).abs() > 1e-5).count();
+        assert!(moved > start.len() / 2, "only {moved} of {} first-layer weights moved", start.len());
     }
 }
