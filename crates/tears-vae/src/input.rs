@@ -128,6 +128,9 @@ impl SparseRows {
     }
 
     /// `X̃ W` for a row-major `w` of shape `[n_cols, d]`: `[rows, d]`, row-major.
+    ///
+    /// # Panics
+    /// When `w` holds fewer than `n_cols · d` values.
     pub fn product(&self, w: &[f32], d: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; self.n_rows() * d];
         if d == 0 {
@@ -144,6 +147,9 @@ impl SparseRows {
 
     /// `X̃ᵀ G` for a row-major `g` of shape `[rows, d]`: `[n_cols, d]`, row-major. Each output
     /// row sums its entries in batch-row order.
+    ///
+    /// # Panics
+    /// When `g` holds fewer than `rows · d` values.
     pub fn transposed_product(&self, g: &[f32], d: usize) -> Vec<f32> {
         // Counting sort of the entries by column, stable in row order.
         let mut start = vec![0usize; self.n_cols + 1];
