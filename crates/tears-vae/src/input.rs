@@ -75,9 +75,8 @@ impl SparseRows {
             .collect();
         let masks = match mode {
             Mode::Train { noise, phase } if dropout > 0.0 && phase != Phase::Decoder => {
-                let cols: Vec<Vec<u32>> = views.iter().map(|(c, _)| c.iter().map(|&c| c as u32).collect()).collect();
-                let refs: Vec<&[u32]> = cols.iter().map(Vec::as_slice).collect();
-                Some(noise.dropout_mask_at(n_cols, dropout, &refs))
+                let cols: Vec<&[usize]> = views.iter().map(|(c, _)| *c).collect();
+                Some(noise.dropout_mask_at(n_cols, dropout, &cols))
             }
             _ => None,
         };

@@ -151,7 +151,7 @@ impl NoiseSource {
     /// let picked = NoiseSource::new(3, 0).dropout_mask_at(5, 0.5, &[&[1, 4], &[0]]);
     /// assert_eq!(picked, vec![vec![dense[1], dense[4]], vec![dense[5]]]);
     /// ```
-    pub fn dropout_mask_at(&self, n_cols: usize, p: f32, cols: &[&[u32]]) -> Vec<Vec<f32>> {
+    pub fn dropout_mask_at(&self, n_cols: usize, p: f32, cols: &[&[usize]]) -> Vec<Vec<f32>> {
         let stream = self.next_stream();
         let offset = self.row_offset.get();
         let row_fn = dropout_row(p);
@@ -161,7 +161,7 @@ impl NoiseSource {
                 || vec![0.0f32; n_cols],
                 |row, (r, picked)| {
                     row_fn(&mut Self::row_rng(stream, offset, r), row);
-                    picked.iter().map(|&c| row.get(c as usize).copied().unwrap_or(0.0)).collect()
+                    picked.iter().map(|&c| row.get(c).copied().unwrap_or(0.0)).collect()
                 },
             )
             .collect()

@@ -635,13 +635,18 @@ mod tests {
 
     type A = Autodiff<Flex>;
 
-    #[test]
-    fn the_prior_computed_once_per_phase_trains_the_same_model() {
+    /// A synthetic split of 260 users over 90 items.
+    fn small_split() -> tears_data::Split {
         let options = PrepareOptions {
             synthetic: SyntheticConfig { users: 260, items: 90, ..SyntheticConfig::default() },
             ..PrepareOptions::default()
         };
-        let split = prepare(DatasetName::Synthetic, &options).expect("synthetic split").split;
+        prepare(DatasetName::Synthetic, &options).expect("synthetic split").split
+    }
+
+    #[test]
+    fn the_prior_computed_once_per_phase_trains_the_same_model() {
+        let split = small_split();
         let device = Default::default();
         // Batches of 64 over 200-odd users: the cache is built from other batches than the passes use.
         let config = TrainConfig { batch_size: 64, epochs: 2, ..crate::BackboneKind::RecVae.default_train() };
@@ -694,11 +699,7 @@ mod tests {
     #[test]
     fn the_sparse_first_layer_trains_the_same_model() {
         use crate::{MultDae, MultDaeConfig, MultVae, MultVaeConfig};
-        let options = PrepareOptions {
-            synthetic: SyntheticConfig { users: 260, items: 90, ..SyntheticConfig::default() },
-            ..PrepareOptions::default()
-        };
-        let split = prepare(DatasetName::Synthetic, &options).expect("synthetic split").split;
+        let split = small_split();
         let device = Default::default();
         assert!(sparse_input_enabled::<A>(&device) || std::env::var("TEARS_DENSE_INPUT").is_ok());
         let n = split.n_items();
