@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) peer of `cargo bench --bench tears`: one training epoch of TEARS-RecVAE with frozen,
-cached profile vectors, on the training users of a split directory written by `tears prepare`.
+"""PyTorch peer (CPU, or a CUDA GPU with `--device cuda`) of `cargo bench --bench tears`: one
+training epoch of TEARS-RecVAE with frozen, cached profile vectors, on the training users of a
+split directory written by `tears prepare`.
 
 The step follows ../shared/spec/tears.md as tears-model implements it, with the reference settings:
 per mini-batch of 500 users (reshuffled every epoch, densified from a scipy CSR matrix),
@@ -36,7 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vae_torch import RecVAEEncoder, batches, dense, dense_rows, load_train, load_vocab  # noqa: E402
+import vae_torch  # noqa: E402
+from vae_torch import RecVAEEncoder, batches, dense, dense_rows, load_train, load_vocab, sync  # noqa: E402
 
 PROFILE_DIM = 384
 
@@ -84,7 +86,7 @@ class TearsRecVAE(nn.Module):
         total = 0.0
         for idx in batches(x_csr.shape[0], batch_size, rng):
             x = dense_rows(x_csr, idx)
-            e = profiles[torch.from_numpy(idx)]
+            e = profiles[torch.from_numpy(idx).to(profiles.device)]
             total += self.step(x, e) * len(idx)
         return total / x_csr.shape[0]
 
@@ -101,6 +103,7 @@ def main():
     ap.add_argument("--split", required=True, help="split directory written by `tears prepare`")
     ap.add_argument("--repeats", type=int, default=5, help="timed epochs")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for an NVIDIA GPU")
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--positive-above", type=float, default=3.5)
     ap.add_argument("--seed", type=int, default=0)
@@ -108,22 +111,27 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    vae_torch.set_device(args.device)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     vocab = load_vocab(args.split)
     x = load_train(args.split, vocab, args.positive_above)
-    profiles = unit_profiles(x.shape[0])
-    model = TearsRecVAE(len(vocab))
+    profiles = unit_profiles(x.shape[0]).to(vae_torch.DEVICE)
+    # Module.to moves the parameters in place, so the optimiser made in __init__ still holds them.
+    model = TearsRecVAE(len(vocab)).to(vae_torch.DEVICE)
     print(f"tears-recvae on {x.shape[0]} training users x {len(vocab)} items, batch {args.batch}, "
-          f"{args.threads} threads, torch {torch.__version__}")
+          f"device {vae_torch.DEVICE}, {args.threads} threads, torch {torch.__version__}")
     model.train_epoch(x, profiles, args.batch, rng)  # warm-up
+    sync()
     times = []
     for _ in range(args.repeats):
         started = time.perf_counter()
         model.train_epoch(x, profiles, args.batch, rng)
+        sync()
         times.append(time.perf_counter() - started)
     result = {
         "model": "tears-recvae",
+        "device": str(vae_torch.DEVICE),
         "epoch_ms_median": 1000 * statistics.median(times),
         "epoch_ms_min": 1000 * min(times),
         "epochs_ms": [1000 * t for t in times],

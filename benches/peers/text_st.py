@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Python peer of benches/text.rs: sentence-transformers on PyTorch CPU, same model, same texts.
+"""Python peer of benches/text.rs: sentence-transformers on PyTorch (CPU, or a CUDA GPU with
+`--device cuda`), same model, same texts.
 
 Reads the shipped ML-1M GPT-4 summaries (a JSON object user id -> text, xz-compressed), takes
 the same texts as the Rust bench (users in ascending id order; the first --limit of them, or
@@ -24,6 +25,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
@@ -50,17 +52,19 @@ def main():
     p.add_argument("--limit", type=int, default=64, help="first N summaries; 0 = all")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for an NVIDIA GPU")
+    p.add_argument("--save", default=None, help="also write the embeddings (float32 .npy, input order)")
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     texts = load_texts(args.summaries)
     if args.limit > 0:
         texts = texts[: args.limit]
-    model = SentenceTransformer(args.model, device="cpu")
+    model = SentenceTransformer(args.model, device=args.device)
     model.max_seq_length = 256
     tokens = [len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=256)["input_ids"]]
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, {len(texts)} summaries, "
+        f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, {len(texts)} summaries, "
         f"{sum(tokens) / len(tokens):.1f} tokens on average (max {max(tokens)}), batch {args.batch_size}"
     )
     model.encode(texts[: args.batch_size], batch_size=args.batch_size, normalize_embeddings=True)  # warm-up
@@ -75,6 +79,9 @@ def main():
     print(f"seconds: best {best:.3f}, median {median:.3f} over {len(times)} runs")
     print(f"summaries/s: best {len(texts) / best:.2f}, median {len(texts) / median:.2f}")
     print("first embedding starts", [round(float(x), 5) for x in emb[0][:6]])
+    if args.save:
+        np.save(args.save, np.asarray(emb, dtype=np.float32))
+        print(f"wrote {args.save}")
 
 
 if __name__ == "__main__":

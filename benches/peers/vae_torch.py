@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) peer of the tears-vae backbones: Mult-DAE, Mult-VAE, RecVAE and MacridVAE.
+"""PyTorch peer of the tears-vae backbones: Mult-DAE, Mult-VAE, RecVAE and MacridVAE (CPU, or a CUDA
+GPU with `--device cuda`: the models and each densified mini-batch on the GPU, the timers after
+torch.cuda.synchronize).
 
 The models follow ../shared/spec/backbones.md (layer sizes, activations, initialisation, losses,
 annealing, optimisers), the metrics follow metrics.md, and the data is a split directory written by
@@ -123,8 +125,26 @@ def batches(n_rows, batch_size, rng=None):
         yield idx[s:s + batch_size]
 
 
+# Where the models and the mini-batches live (`--device`); the CSR matrices stay on the host.
+DEVICE = torch.device("cpu")
+
+
+def set_device(name):
+    """Puts the models and mini-batches on `name` ("cpu", "cuda", "cuda:1", ...)."""
+    global DEVICE
+    DEVICE = torch.device(name)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"--device {name}: torch {torch.__version__} sees no CUDA device")
+
+
+def sync():
+    """Waits for the device's queued work, so that a wall-clock timer covers it."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def dense_rows(x_csr, idx):
-    return torch.from_numpy(x_csr[idx].toarray())
+    return torch.from_numpy(x_csr[idx].toarray()).to(DEVICE, non_blocking=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,14 +408,15 @@ class MacridVAE(nn.Module):
 
 
 def build(name, n_items, batches_per_epoch):
+    # Module.to moves the parameters in place, so the optimisers made in __init__ still hold them.
     if name == "multdae":
-        return MultDAE(n_items)
+        return MultDAE(n_items).to(DEVICE)
     if name == "multvae":
-        return MultVAE(n_items)
+        return MultVAE(n_items).to(DEVICE)
     if name == "recvae":
-        return RecVAE(n_items)
+        return RecVAE(n_items).to(DEVICE)
     if name == "macridvae":
-        return MacridVAE(n_items, batches_per_epoch=batches_per_epoch)
+        return MacridVAE(n_items, batches_per_epoch=batches_per_epoch).to(DEVICE)
     raise ValueError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
 
 
@@ -409,7 +430,7 @@ def evaluate(model, ev, ks, batch_size=500):
     idcg_prefix = np.concatenate([[0.0], np.cumsum(disc)])
     per_k = {k: ([], []) for k in ks}
     for idx in batches(ev.n_users, batch_size):
-        s = model.scores(dense_rows(ev.x_in, idx)).numpy().astype(np.float64)
+        s = model.scores(dense_rows(ev.x_in, idx)).cpu().numpy().astype(np.float64)
         seen = ev.x_seen[idx]
         s[seen.nonzero()] = -np.inf
         top = np.argsort(-s, axis=1, kind="stable")[:, :kmax]  # stable: ties -> lower item index
@@ -457,7 +478,7 @@ def parse_epochs(text, models):
 def run_bench(args, x_train, models):
     n_batches = math.ceil(x_train.shape[0] / args.batch)
     print(f"bench: {x_train.shape[0]} training users x {x_train.shape[1]} items, {x_train.nnz} positives, "
-          f"batch {args.batch} ({n_batches} batches/epoch), threads {torch.get_num_threads()}, "
+          f"batch {args.batch} ({n_batches} batches/epoch), device {DEVICE}, threads {torch.get_num_threads()}, "
           f"1 warm-up + {args.repeats} timed epochs, loadavg at start {os.getloadavg()}")
     print("recvae epoch = 3 encoder passes + prior refresh + 1 decoder pass")
     print(f"{'model':10s} {'epoch_ms_median':>16s} {'epoch_ms_min':>13s}")
@@ -466,10 +487,12 @@ def run_bench(args, x_train, models):
         rng = seed_all(args.seed)
         model = build(name, x_train.shape[1], n_batches)
         model.train_epoch(x_train, args.batch, rng)  # warm-up
+        sync()
         times = []
         for _ in range(args.repeats):
             t = time.perf_counter()
             model.train_epoch(x_train, args.batch, rng)
+            sync()
             times.append(1e3 * (time.perf_counter() - t))
         med, best = float(np.median(times)), float(min(times))
         print(f"{name:10s} {med:16.1f} {best:13.1f}", flush=True)
@@ -529,6 +552,7 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5, help="timed epochs per model (--bench)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for an NVIDIA GPU")
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--epochs", default=None,
                     help="N for all models, or model=N,... (default: the spec's 200/200/50/100)")
@@ -545,12 +569,13 @@ def main():
             sys.exit(f"unknown model {m!r} (known: {', '.join(MODELS)})")
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+    set_device(args.device)
     x_train = load_train(args.split, load_vocab(args.split), args.positive_above)
     print(f"torch {torch.__version__}, numpy {np.__version__}, split {args.split}, seed {args.seed}")
     out = run_bench(args, x_train, models) if args.bench else run_train(args, x_train, models, args.split)
     if args.json:
         out.update({"split": os.path.abspath(args.split), "threads": args.threads, "seed": args.seed,
-                    "batch": args.batch, "torch": torch.__version__, "loadavg_end": os.getloadavg()})
+                    "batch": args.batch, "device": str(DEVICE), "torch": torch.__version__, "loadavg_end": os.getloadavg()})
         with open(args.json, "w", encoding="utf-8") as f:
             f.write(json.dumps(out) + "\n")
 
