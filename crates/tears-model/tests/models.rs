@@ -443,6 +443,6 @@ fn the_sparse_first_layer_gives_the_dense_training_loss() {
         [(dense.total, sparse.total), (dense.alignment, sparse.alignment), (dense.nll_backbone, sparse.nll_backbone)]
     {
         let (a, b) = (a.into_scalar(), b.into_scalar());
-        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "dense {a} against sparse {b}");
+        assert!((a - b).abs() <= common::MATMUL_RTOL * a.abs().max(1.0), "dense {a} against sparse {b}");
     }
 }
