@@ -4,7 +4,8 @@
 # sentence-transformers, a training run and an encoder parity check, each under a deadline.
 #
 # It runs from the repository root of a machine with a GPU but no Rust toolchain, with $OUT set
-# to a folder for its logs, and expects a folder .devcarry/ (git-ignored) that travels with it:
+# to a folder for its logs and BUILD_ROOT to the repository root the binaries were built in
+# (DEADLINE, in seconds, bounds the whole run; default 500), and expects a folder .devcarry/ (git-ignored) that travels with it:
 #   bin.tar.xz     bins/{tears,models,recommend,tuning,serve,vae,tears_bench}, stripped, built here:
 #                    cargo build --release -p tears-cli --features cuda
 #                    cargo test --release -p tears-model --features test-cuda --no-run
@@ -31,7 +32,9 @@ left() { [ $(( DEADLINE - $(el) )) -gt "$1" ] || { echo "SKIPPED (deadline): $2"
 stamp machine
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
 lscpu | grep -E "^Model name|^CPU\(s\)"; nproc
-[ -e /work/main ] || { mkdir -p /work && ln -s "$R" /work/main; }   # test binaries' compile-time paths
+# The test binaries keep the build machine's paths (CARGO_MANIFEST_DIR): BUILD_ROOT names the
+# repository root they were built in, linked here to this checkout.
+if [ -n "${BUILD_ROOT:-}" ] && [ ! -e "$BUILD_ROOT" ]; then mkdir -p "${BUILD_ROOT%/*}" && ln -s "$R" "$BUILD_ROOT"; fi
 NVRTC=$(find /usr/local/cuda/ /usr/local/cuda*/ /opt -name 'libnvrtc.so*' 2>/dev/null | head -1); echo "nvrtc: $NVRTC"
 export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${NVRTC%/*}:${LD_LIBRARY_PATH:-}
 python3 -c "import tarfile,sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$C/bin.tar.xz" "$C" && ls -la "$B"
