@@ -5,13 +5,15 @@
 #
 # It runs from the repository root of a machine with a GPU but no Rust toolchain, with $OUT set
 # to a folder for its logs and BUILD_ROOT to the repository root the binaries were built in
-# (DEADLINE, in seconds, bounds the whole run; default 500), and expects a folder .devcarry/ (git-ignored) that travels with it:
+# (DEADLINE, in seconds, bounds the whole run; default 500). It expects a folder .devcarry/
+# (git-ignored; name it in the device tool's `carry`) that travels with it:
 #   bin.tar.xz     bins/{tears,models,recommend,tuning,serve,vae,tears_bench}, stripped, built here:
 #                    cargo build --release -p tears-cli --features cuda
 #                    cargo test --release -p tears-model --features test-cuda --no-run
 #                    cargo test --release -p tears-serve --features test-cuda --no-run
 #                    cargo bench --features cuda --no-run --bench vae --bench tears
-#                  (tar them in one archive with xz --lzma2=preset=6,dict=384MiB: the shared code
+#                  (built into CARGO_TARGET_DIR=target-cuda, also ignored, to keep ./target's CPU
+#                  build; tar them in one archive with xz --lzma2=preset=6,dict=384MiB: the shared code
 #                  compresses across binaries, 363 MB to 33 MB)
 #   data/          ml-1m/ and summaries/ from ../shared/data
 #   minilm/        all-MiniLM-L6-v2's folder without model.safetensors (devcheck.py writes seeded
