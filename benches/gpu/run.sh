@@ -18,7 +18,8 @@
 #   data/          ml-1m/ and summaries/ from ../shared/data
 #   minilm/        all-MiniLM-L6-v2's folder without model.safetensors (devcheck.py writes seeded
 #                  random weights of the same shapes: the checkpoint is too large to travel)
-#   gpu.sh, devcheck.py   this script and benches/gpu/devcheck.py
+#   gpu.sh         a copy of this script (run as `bash .devcarry/gpu.sh`)
+#   devcheck.py    a copy of benches/gpu/devcheck.py
 #
 # What it taught (2026-12-04): a fresh process spends 8-36 s per matrix-product shape in burn's
 # CUDA autotune, so the suites and the benches did not finish inside this script's deadline.
@@ -44,7 +45,8 @@ export TEARS_DATA_DIR=$C/data NO_COLOR=1 CARGO_TARGET_DIR=/tmp/target
 stamp backends; "$B/tears" backends
 stamp setup
 python3 "$C/devcheck.py" weights "$C/minilm"
-python3 "$C/devcheck.py" subset "$C/data/summaries/ml-1m/user_summary_gpt4_all6016users_2023-12-12.json.xz" /tmp/sum1000.json 1000
+SUMXZ=$C/data/summaries/ml-1m/user_summary_gpt4_all6016users_2023-12-12.json.xz
+python3 "$C/devcheck.py" subset "$SUMXZ" /tmp/sum1000.json 1000
 "$B/tears" prepare --dataset ml1m-gpt4 --data-dir "$C/data" --out $S 2>&1 | tail -2
 
 stamp "test suites, cuda test backend (4 binaries at once)"
@@ -58,7 +60,6 @@ if left 80 "bench vae"; then stamp "bench: vae epochs"; TEARS_BENCH_MODELS=multv
 if left 60 "bench tears"; then stamp "bench: tears epoch"; timeout 60 "$B/tears_bench" --bench --noplot cuda 2>&1 | grep -vE "^\s*$|Benchmarking .*: (Warming|Collecting|Analyzing)"; fi
 if left 60 "peer vae"; then stamp "peer: vae_torch cuda"; timeout 90 python3 benches/peers/vae_torch.py --bench --split $S --models multvae,recvae --device cuda --threads 16; fi
 if left 40 "peer tears"; then stamp "peer: tears_torch cuda"; timeout 60 python3 benches/peers/tears_torch.py --split $S --device cuda --threads 16; fi
-SUMXZ=$C/data/summaries/ml-1m/user_summary_gpt4_all6016users_2023-12-12.json.xz
 if left 40 "peer st"; then stamp "peer: sentence-transformers cuda, 1000 and all"
   timeout 60 python3 benches/peers/text_st.py --summaries "$SUMXZ" --model "$C/minilm" --limit 1000 --device cuda --threads 16 --save /tmp/st.npy
   timeout 60 python3 benches/peers/text_st.py --summaries "$SUMXZ" --model "$C/minilm" --limit 0 --reps 2 --device cuda --threads 16; fi
