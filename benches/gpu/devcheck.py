@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helpers of the GPU run (issue 18): random MiniLM-shaped weights, a summaries subset, vector parity."""
+"""Helpers of the GPU run (issue 18): random MiniLM-shaped weights, a summaries subset, vector
+parity, and the per-epoch times of a `tears train --out DIR` run (its train_log.json)."""
 import json, lzma, sys
 
 def weights(d):
@@ -30,5 +31,11 @@ def compare(a, b, label):
     print(f"parity {label}: {x.shape[0]} vectors, cosine min {cos.min():.9f} mean {cos.mean():.9f}, "
           f"max |diff| {np.abs(x - y).max():.3e}")
 
+def epochs(d, label):
+    with open(f"{d}/train_log.json", encoding="utf-8") as f:
+        h = json.load(f)
+    print(f"{label}: train s per epoch " + " ".join(f"{e['train_seconds']:.3f}" for e in h)
+          + " | validation s " + " ".join(f"{e['eval_seconds']:.3f}" for e in h))
+
 if __name__ == "__main__":
-    {"weights": weights, "subset": subset, "compare": compare}[sys.argv[1]](*sys.argv[2:])
+    {"weights": weights, "subset": subset, "compare": compare, "epochs": epochs}[sys.argv[1]](*sys.argv[2:])
