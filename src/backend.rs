@@ -81,8 +81,35 @@ impl BackendKind {
         match self {
             BackendKind::Flex if cfg!(feature = "x86-v4") => "flex (CPU; AVX-512 kernels when the CPU has them)".into(),
             BackendKind::Flex => "flex (CPU, portable kernels)".into(),
+            BackendKind::Ndarray if cfg!(feature = "openblas-system") => {
+                "ndarray (CPU; matrix products in the system OpenBLAS)".into()
+            }
             BackendKind::Ndarray => "ndarray (CPU)".into(),
             BackendKind::Cuda => "cuda (NVIDIA GPU)".into(),
+        }
+    }
+
+    /// What a first run on this backend costs that later runs do not, for a program to tell its
+    /// user before a long job; `None` when nothing.
+    ///
+    /// On CUDA, burn tunes its kernels for each new matrix shape on a machine (on an H200, the
+    /// first Mult-VAE or RecVAE epoch on `ml1m-gpt4` took 35–66 s against 0.1–0.8 s for the
+    /// next), and cubecl keeps the choices for later runs.
+    ///
+    /// ```
+    /// use tears::backend::BackendKind;
+    /// assert!(BackendKind::Flex.first_run_note().is_none());
+    /// assert!(BackendKind::Cuda.first_run_note().is_some_and(|n| n.contains("autotune")));
+    /// ```
+    pub fn first_run_note(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Flex | BackendKind::Ndarray => None,
+            BackendKind::Cuda => Some(
+                "the first use of each matrix shape on this machine runs burn's CUDA autotune, so the first \
+                 epoch and the first validation pass take up to a minute or two; cubecl keeps the choices \
+                 (in target/autotune of the Cargo project around the working directory, else ~/.cache/cubecl; \
+                 a cubecl.toml can move them) and later runs reuse them",
+            ),
         }
     }
 }

@@ -73,6 +73,17 @@ impl BackendFlag {
     pub fn kind(&self) -> BackendKind {
         self.backend.into()
     }
+
+    /// The chosen backend, after telling the user on stderr what a first run on it costs that
+    /// later runs do not (`BackendKind::first_run_note`): for the long jobs, training and
+    /// encoding, so that a minute of CUDA autotune is not taken for a hang.
+    pub fn kind_announced(&self) -> BackendKind {
+        let kind = self.kind();
+        if let Some(note) = kind.first_run_note() {
+            eprintln!("note: {note}");
+        }
+        kind
+    }
 }
 
 /// `--shard` and `--shards`, flattened into every command that can run one shard of a batch job.

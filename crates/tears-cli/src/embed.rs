@@ -151,7 +151,7 @@ fn embed_tei(a: &EmbedArgs, url: &str, texts: &[&str], bar: indicatif::ProgressB
 }
 
 pub fn run(a: EmbedArgs) -> Result<()> {
-    let backend = a.backend.kind();
+    let backend = a.backend.kind_announced();
     let ext = a.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     if !matches!(ext.as_deref(), Some("npy" | "safetensors")) {
         anyhow::bail!("--out {}: the extension must be .npy or .safetensors", a.out.display());

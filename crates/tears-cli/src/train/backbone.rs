@@ -96,7 +96,7 @@ impl BackendJob for BackboneTrainJob {
 }
 
 pub fn run(kind: BackboneKind, a: BackboneArgs, tweak: impl FnOnce(ModelConfig) -> ModelConfig) -> Result<()> {
-    let backend = a.backend.kind();
+    let backend = a.backend.kind_announced();
     let split = load_split(&a.target.split)?;
     let train = a.schedule.apply(kind.default_train(), a.target.seed);
     let model = tweak(kind.model_for(&split.meta.dataset));

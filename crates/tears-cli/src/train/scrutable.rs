@@ -246,7 +246,7 @@ pub fn run(profile: ProfileSource, a: ScrutableArgs) -> Result<()> {
         embedding_cache: embedding_cache(a.embedding_cache.as_ref(), &a.target.split),
     };
     let name = if profile == ProfileSource::Text { "tears" } else { "gers" };
-    let backend = a.backend.kind();
+    let backend = a.backend.kind_announced();
     println!(
         "training {name} (backbone {}, alignment {}, encoder {}) on {} ({} training users, {} items) with {}: {} epochs, batch {}, lr {}",
         config.backbone.name(),
