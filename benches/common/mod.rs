@@ -30,3 +30,7 @@ macro_rules! each_backend {
     }};
 }
 pub(crate) use each_backend;
+
+/// The benches run on the allocator our binaries use (docs/benchmarks.md, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -416,3 +416,7 @@ pub fn embed_summaries<B: burn::tensor::backend::Backend>(
     bar.finish_and_clear();
     Ok(texts.len())
 }
+
+/// The examples run on the allocator of the `tears` binary (docs/benchmarks.md, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
