@@ -27,6 +27,7 @@
 
 pub mod error;
 pub mod evaluate;
+pub mod fastmath;
 pub mod kinds;
 pub mod profile;
 pub mod recommender;

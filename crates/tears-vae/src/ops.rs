@@ -4,10 +4,11 @@
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use tears_core::fastmath::exp;
 
 /// `ln(2π)`.
 pub const LN_2PI: f32 = 1.837_877_1;
@@ -28,33 +29,140 @@ pub fn l2_normalize_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 /// through a surrogate whose value cancels. The forward pass reads the logits' exponentials
 /// once, and the backward pass is one product, instead of the chain through `log_softmax`'s
 /// subtraction, log-sum-exp and exponential (whose backward pass recomputes the
-/// exponentials). The value and the closed-form gradient are computed on blocks of rows in
-/// parallel (rayon's pool: element-wise kernels such as `exp` run on one thread on CPU
-/// backends). Same value and gradient as [`multinomial_nll_reference`] up to rounding, and the
-/// same numbers whatever the number of threads (tested).
+/// exponentials). On CPU backends the value and the closed-form gradient are one fused pass per
+/// row on the host, rows over rayon's pool (burn-flex runs element-wise kernels such as `exp` on
+/// one thread); elsewhere they are backend operations on blocks of rows. Same value and
+/// gradient as [`multinomial_nll_reference`] up to rounding, and the same numbers whatever the
+/// number of threads (tested).
 pub fn multinomial_nll<B: Backend>(logits: Tensor<B, 2>, x: Tensor<B, 2>) -> Tensor<B, 1> {
-    let [rows, cols] = logits.dims();
-    let blocks = nll_blocks(rows, cols);
-    let (value, grad) = if blocks <= 1 {
-        nll_value_and_grad(logits.clone().detach(), x.detach())
-    } else {
-        let l = logits.clone().detach();
-        let x = x.detach();
-        let size = rows.div_ceil(blocks);
-        let parts: Vec<(Tensor<B, 2>, Tensor<B, 2>)> = (0..blocks)
-            .into_par_iter()
-            .map(|b| {
-                let start = b * size;
-                let len = size.min(rows - start);
-                nll_value_and_grad(l.clone().narrow(0, start, len), x.clone().narrow(0, start, len))
-            })
-            .collect();
-        let (values, grads): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
-        (Tensor::cat(values, 0), Tensor::cat(grads, 0))
+    let (value, grad) = match nll_on_host(&logits, &x) {
+        Some(pair) => pair,
+        None => nll_in_blocks(&logits, &x),
     };
     let surrogate = logits.mul(grad).sum_dim(1);
     let zero = surrogate.clone().detach();
     surrogate.sub(zero).add(value).squeeze_dim(1)
+}
+
+/// The value and gradient of [`multinomial_nll`] through backend operations, on row blocks in
+/// parallel.
+fn nll_in_blocks<B: Backend>(logits: &Tensor<B, 2>, x: &Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [rows, cols] = logits.dims();
+    let blocks = nll_blocks(rows, cols);
+    let l = logits.clone().detach();
+    let x = x.clone().detach();
+    if blocks <= 1 {
+        return nll_value_and_grad(l, x);
+    }
+    let size = rows.div_ceil(blocks);
+    let parts: Vec<(Tensor<B, 2>, Tensor<B, 2>)> = (0..blocks)
+        .into_par_iter()
+        .map(|b| {
+            let start = b * size;
+            let len = size.min(rows - start);
+            nll_value_and_grad(l.clone().narrow(0, start, len), x.clone().narrow(0, start, len))
+        })
+        .collect();
+    let (values, grads): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    (Tensor::cat(values, 0), Tensor::cat(grads, 0))
+}
+
+/// Whether tensors of backend `B` live in host memory (flex and ndarray, with or without
+/// autodiff), so that reading them costs a copy at most, never a device transfer.
+pub fn host_memory<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    name.contains("flex") || name.contains("ndarray")
+}
+
+/// The value and gradient of [`multinomial_nll`] computed on the host, for f32 tensors of a
+/// host-memory backend ([`host_memory`]); `None` elsewhere. burn-flex runs `exp` and the other
+/// element-wise kernels on one thread with libm's scalar `expf`; here each row is one fused pass
+/// (max, the click count and dot product, the exponentials with their sum, the gradient written
+/// over the logits' copy) with a vectorised `exp` ([`tears_core::fastmath::exp`], within 2 ulps
+/// of `f32::exp`) and runtime SIMD dispatch, rows spread over rayon's pool. Each row is summed in
+/// a fixed order, so the numbers do not depend on the thread count.
+fn nll_on_host<B: Backend>(logits: &Tensor<B, 2>, x: &Tensor<B, 2>) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+    let device = logits.device();
+    if !host_memory::<B>(&device) || logits.dtype() != DType::F32 || x.dtype() != DType::F32 {
+        return None;
+    }
+    let [rows, cols] = logits.dims();
+    if cols == 0 || x.dims() != [rows, cols] {
+        return None;
+    }
+    let mut grad = logits.clone().detach().into_data().into_vec::<f32>().ok()?;
+    let clicks = x.clone().detach().into_data();
+    let clicks = clicks.as_slice::<f32>().ok()?;
+    let mut value = vec![0.0f32; rows];
+    grad.par_chunks_mut(cols)
+        .zip(clicks.par_chunks(cols))
+        .zip(value.par_iter_mut())
+        .with_min_len(NLL_MIN_ROWS)
+        .for_each(|((row, x), v)| *v = pulp::Arch::new().dispatch(NllRow { row, x }));
+    Some((
+        Tensor::from_data(TensorData::new(value, [rows, 1]), &device),
+        Tensor::from_data(TensorData::new(grad, [rows, cols]), &device),
+    ))
+}
+
+/// Rows per rayon task of the host NLL (about 64 K elements of a 3,000-item catalogue).
+const NLL_MIN_ROWS: usize = 16;
+
+/// Lanes of the host NLL's reductions: a floating-point sum or maximum only vectorises when
+/// written as independent accumulators (the compiler keeps the order of a plain fold).
+const LANES: usize = 16;
+
+/// One row of the host NLL: on entry `row` holds the logits `l`, on exit the gradient
+/// `n · softmax(l) − x`; returns `n · logsumexp(l) − x · l`.
+struct NllRow<'a> {
+    row: &'a mut [f32],
+    x: &'a [f32],
+}
+
+impl pulp::WithSimd for NllRow<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f32 {
+        let NllRow { row, x } = self;
+        let mut max = [f32::NEG_INFINITY; LANES];
+        let mut count = [0.0f32; LANES];
+        let mut dot = [0.0f32; LANES];
+        let (blocks, tail) = row.as_chunks::<LANES>();
+        let (x_blocks, x_tail) = x.as_chunks::<LANES>();
+        for (l, c) in blocks.iter().zip(x_blocks) {
+            for k in 0..LANES {
+                max[k] = max[k].max(l[k]);
+                count[k] += c[k];
+                dot[k] += c[k] * l[k];
+            }
+        }
+        let mut m = max.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let (mut n, mut xl) = (count.iter().sum::<f32>(), dot.iter().sum::<f32>());
+        for (&l, &c) in tail.iter().zip(x_tail) {
+            m = m.max(l);
+            n += c;
+            xl += c * l;
+        }
+        let mut sum = [0.0f32; LANES];
+        let (blocks, tail) = row.as_chunks_mut::<LANES>();
+        for l in blocks.iter_mut() {
+            for k in 0..LANES {
+                l[k] = exp(l[k] - m);
+                sum[k] += l[k];
+            }
+        }
+        let mut total = sum.iter().sum::<f32>();
+        for l in tail.iter_mut() {
+            *l = exp(*l - m);
+            total += *l;
+        }
+        let scale = n / total;
+        for (g, &c) in row.iter_mut().zip(x) {
+            *g = *g * scale - c;
+        }
+        n * (total.ln() + m) - xl
+    }
 }
 
 /// Row blocks for the parallel part of [`multinomial_nll`]: one per thread of rayon's pool,
@@ -326,6 +434,44 @@ mod tests {
         assert_eq!(one.1.len(), rows * cols);
         assert_eq!(one, run(4));
         assert_eq!(one, run(3));
+    }
+
+    #[test]
+    fn the_host_nll_equals_the_backend_operations() {
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // 37 columns: two 16-lane blocks and a tail of 5; logits up to ±90 (exp's clamp range).
+        let (rows, cols) = (21, 37);
+        let logits: Vec<f32> =
+            (0..rows * cols).map(|i| rng.random_range(-3.0f32..3.0) * if i % 7 == 0 { 30.0 } else { 1.0 }).collect();
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| match (i / cols) % 3 {
+                0 => f32::from(rng.random_bool(0.3)),
+                1 => rng.random_range(0..4) as f32,
+                _ if i / cols == rows - 1 => 0.0,
+                _ => f32::from(rng.random_bool(0.05)),
+            })
+            .collect();
+        let l = Tensor::<T, 2>::from_data(TensorData::new(logits, [rows, cols]), &device);
+        let xt = Tensor::<T, 2>::from_data(TensorData::new(x, [rows, cols]), &device);
+        let (value, grad) = nll_on_host(&l, &xt).expect("flex tensors take the host path");
+        let (value_ops, grad_ops) = nll_in_blocks(&l, &xt);
+        let flat = |t: Tensor<T, 2>| t.into_data().to_vec::<f32>().unwrap_or_default();
+        let (value, value_ops) = (flat(value), flat(value_ops));
+        assert_eq!(value.len(), rows);
+        for (a, b) in value.iter().zip(&value_ops) {
+            approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-4);
+        }
+        assert_eq!(value[rows - 1], 0.0, "a row without clicks has no likelihood term");
+        let (grad, grad_ops) = (flat(grad), flat(grad_ops));
+        assert_eq!(grad.len(), rows * cols);
+        for (a, b) in grad.iter().zip(&grad_ops) {
+            approx::assert_abs_diff_eq!(*a, *b, epsilon = 1e-5);
+        }
+        // Each row's gradient sums to zero: n · Σ softmax = n = Σ x.
+        for row in grad.chunks(cols) {
+            approx::assert_abs_diff_eq!(row.iter().sum::<f32>(), 0.0, epsilon = 1e-4);
+        }
     }
 
     #[test]
