@@ -44,8 +44,7 @@ pub fn sparse_input_enabled<B: Backend>(device: &B::Device) -> bool {
     if std::env::var("TEARS_DENSE_INPUT").is_ok_and(|v| v == "1") {
         return false;
     }
-    let name = B::name(device);
-    name.contains("flex") || name.contains("ndarray")
+    crate::ops::host_memory::<B>(device)
 }
 
 /// A batch of encoder input rows in compressed sparse row form: the non-zero entries of the
