@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use tears_ot::{Epsilon, SinkhornConfig, gaussian_w2_squared, sinkhorn_divergence};
 use tears_vae::backbone::reparameterize;
-use tears_vae::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll};
+use tears_vae::ops::{Init, kl_standard_normal, l2_normalize_rows, mixed_multinomial_nll, multinomial_nll};
 use tears_vae::{Backbone, BackboneKind, InputLayer, LatentShape, Mode, Posterior};
 
 use crate::config::{Alignment, BackboneChoice, Head, TearsConfig};
@@ -33,7 +33,9 @@ impl Weights {
     }
 }
 
-/// The loss of a batch and its parts, each a one-element tensor (means over the batch).
+/// The loss of a batch and its parts, each a one-element tensor (means over the batch). Only
+/// `total` is sure to carry a gradient: the parts are for reporting (the NLLs of a backbone with an
+/// affine decoder come detached, [`tears_vae::ops::mixed_multinomial_nll`]).
 #[derive(Debug, Clone)]
 pub struct TearsLoss<B: Backend> {
     /// What is minimised: the mean of the NLLs + λ1 · alignment + λ2 · KL.
@@ -349,26 +351,23 @@ impl<B: Backend, M: Backbone<B> + ModuleDisplay> Scrutable<B> for Fused<B, M> {
         let post_r = bb.encode_given(x.clone(), first_layer, mode);
         let z_s = self.normalize(bb.sample(&post_s, mode));
         let z_r = self.normalize(bb.sample(&post_r, mode));
-        let (logits_c, logits_s, logits_r) = if bb.affine_decoder() && self.latent().concepts <= 1 {
+        let (nll_sum, nll_fused, nll_profile, nll_backbone) = if bb.affine_decoder() && self.latent().concepts <= 1 {
             // The mix is not renormalised and the decoder is affine, so the mixed latent's
-            // logits are the mix of the other two: one product less forward, and in the backward
-            // pass one weight gradient and one input gradient less.
-            let s = bb.decode(z_s, mode);
-            let r = bb.decode(z_r, mode);
-            (s.clone().mul_scalar(alpha).add(r.clone().mul_scalar(1.0 - alpha)), s, r)
+            // logits are the mix of the other two: one product less forward, and the mix's
+            // gradient folded into the other two (its parts are reported detached).
+            let nll = mixed_multinomial_nll(bb.decode(z_s, mode), bb.decode(z_r, mode), alpha, x);
+            (nll.sum.mean(), nll.mixed.mean(), nll.first.mean(), nll.second.mean())
         } else {
             let c = bb.decode(self.mix(z_s.clone(), z_r.clone(), alpha), mode);
-            (c, bb.decode(z_s, mode), bb.decode(z_r, mode))
+            let nll_fused = multinomial_nll(c, x.clone()).mean();
+            let nll_profile = multinomial_nll(bb.decode(z_s, mode), x.clone()).mean();
+            let nll_backbone = multinomial_nll(bb.decode(z_r, mode), x).mean();
+            let sum = nll_fused.clone().add(nll_profile.clone()).add(nll_backbone.clone());
+            (sum, nll_fused, nll_profile, nll_backbone)
         };
-        let nll_fused = multinomial_nll(logits_c, x.clone()).mean();
-        let nll_profile = multinomial_nll(logits_s, x.clone()).mean();
-        let nll_backbone = multinomial_nll(logits_r, x).mean();
         let alignment = alignment_distance(&post_s, &post_r, weights.alignment)?;
         let kl = profile_kl(&post_s, &nll_fused);
-        let total = nll_fused
-            .clone()
-            .add(nll_profile.clone())
-            .add(nll_backbone.clone())
+        let total = nll_sum
             .div_scalar(3.0)
             .add(alignment.clone().mul_scalar(weights.lambda_ot))
             .add(kl.clone().mul_scalar(weights.lambda_kl));

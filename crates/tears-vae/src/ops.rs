@@ -165,6 +165,253 @@ impl pulp::WithSimd for NllRow<'_> {
     }
 }
 
+/// The three multinomial NLLs of a mix of two logit matrices, as
+/// [`mixed_multinomial_nll`] returns them.
+#[derive(Debug, Clone)]
+pub struct MixedNll<B: Backend> {
+    /// `nll(mix) + nll(first) + nll(second)` per user, `[batch]`: the only one of the four
+    /// that carries a gradient.
+    pub sum: Tensor<B, 1>,
+    /// `nll(alpha · first + (1 − alpha) · second)` per user (detached).
+    pub mixed: Tensor<B, 1>,
+    /// `nll(first)` per user (detached).
+    pub first: Tensor<B, 1>,
+    /// `nll(second)` per user (detached).
+    pub second: Tensor<B, 1>,
+}
+
+/// The multinomial NLLs ([`multinomial_nll`]) of `first`, of `second` and of their mix
+/// `alpha · first + (1 − alpha) · second`, for logits of an affine decoder, where the mixed
+/// latent's logits are that mix.
+///
+/// The mix is never materialised as a tensor: its gradient is folded into those of the two
+/// inputs (`alpha` and `1 − alpha` of it), so the sum's backward pass is two products instead of
+/// three and the chain through the mix. On CPU backends one fused pass per row reads `first`,
+/// `second` and `x` once and writes both gradients ([`multinomial_nll`]'s host kernel, three
+/// logit rows at a time); elsewhere the three NLLs are backend operations. Same values and
+/// gradients as three [`multinomial_nll`] calls through the mix, up to rounding (tested).
+pub fn mixed_multinomial_nll<B: Backend>(
+    first: Tensor<B, 2>,
+    second: Tensor<B, 2>,
+    alpha: f32,
+    x: Tensor<B, 2>,
+) -> MixedNll<B> {
+    let (values, grad_first, grad_second) = match mixed_nll_on_host(&first, &second, alpha, &x) {
+        Some(parts) => parts,
+        None => mixed_nll_in_blocks(&first, &second, alpha, &x),
+    };
+    let surrogate = first.mul(grad_first).add(second.mul(grad_second)).sum_dim(1);
+    let zero = surrogate.clone().detach();
+    let part = |k: usize| values.clone().narrow(1, k, 1).squeeze_dim(1);
+    let total = values.clone().sum_dim(1);
+    MixedNll { sum: surrogate.sub(zero).add(total).squeeze_dim(1), mixed: part(0), first: part(1), second: part(2) }
+}
+
+/// [`mixed_multinomial_nll`]'s values `[rows, 3]` (mix, first, second) and the two folded
+/// gradients, through backend operations.
+fn mixed_nll_in_blocks<B: Backend>(
+    first: &Tensor<B, 2>,
+    second: &Tensor<B, 2>,
+    alpha: f32,
+    x: &Tensor<B, 2>,
+) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>) {
+    let (s, r) = (first.clone().detach(), second.clone().detach());
+    let mix = s.clone().mul_scalar(alpha).add(r.clone().mul_scalar(1.0 - alpha));
+    let (value_c, grad_c) = nll_in_blocks(&mix, x);
+    let (value_s, grad_s) = nll_in_blocks(&s, x);
+    let (value_r, grad_r) = nll_in_blocks(&r, x);
+    let grad_first = grad_s.add(grad_c.clone().mul_scalar(alpha));
+    let grad_second = grad_r.add(grad_c.mul_scalar(1.0 - alpha));
+    (Tensor::cat(vec![value_c, value_s, value_r], 1), grad_first, grad_second)
+}
+
+/// [`mixed_nll_in_blocks`] on the host, for f32 tensors of a host-memory backend; `None`
+/// elsewhere (as [`nll_on_host`]).
+fn mixed_nll_on_host<B: Backend>(
+    first: &Tensor<B, 2>,
+    second: &Tensor<B, 2>,
+    alpha: f32,
+    x: &Tensor<B, 2>,
+) -> Option<(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>)> {
+    let device = first.device();
+    let f32s = [first.dtype(), second.dtype(), x.dtype()].iter().all(|d| *d == DType::F32);
+    if !host_memory::<B>(&device) || !f32s {
+        return None;
+    }
+    let [rows, cols] = first.dims();
+    if cols == 0 || second.dims() != [rows, cols] || x.dims() != [rows, cols] {
+        return None;
+    }
+    let mut s = first.clone().detach().into_data().into_vec::<f32>().ok()?;
+    let mut r = second.clone().detach().into_data().into_vec::<f32>().ok()?;
+    let clicks = x.clone().detach().into_data();
+    let clicks = clicks.as_slice::<f32>().ok()?;
+    let mut values = vec![0.0f32; rows * 3];
+    s.par_chunks_mut(cols)
+        .zip(r.par_chunks_mut(cols))
+        .zip(clicks.par_chunks(cols))
+        .zip(values.par_chunks_mut(3))
+        .with_min_len(NLL_MIN_ROWS)
+        .for_each_init(
+            || vec![0.0f32; cols],
+            |mix, (((s, r), x), v)| {
+                v.copy_from_slice(&pulp::Arch::new().dispatch(MixRow { s, r, x, mix, alpha }));
+            },
+        );
+    Some((
+        Tensor::from_data(TensorData::new(values, [rows, 3]), &device),
+        Tensor::from_data(TensorData::new(s, [rows, cols]), &device),
+        Tensor::from_data(TensorData::new(r, [rows, cols]), &device),
+    ))
+}
+
+/// The running maximum and click-weighted sum of one logit row, in `LANES`
+/// independent accumulators.
+struct RowStats {
+    max: [f32; LANES],
+    dot: [f32; LANES],
+}
+
+impl RowStats {
+    fn new() -> Self {
+        RowStats { max: [f32::NEG_INFINITY; LANES], dot: [0.0; LANES] }
+    }
+
+    fn max(&self) -> f32 {
+        self.max.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+    }
+
+    fn dot(&self) -> f32 {
+        self.dot.iter().sum()
+    }
+}
+
+/// One row of the mixed host NLL: on entry `s` and `r` hold two logit rows, on exit the
+/// gradients of `nll(s) + nll(r) + nll(alpha · s + (1 − alpha) · r)` with respect to each; `mix`
+/// is scratch. Returns the three NLLs (mix, s, r). The mix is rounded as the backend rounds
+/// `s · alpha + r · (1 − alpha)`.
+struct MixRow<'a> {
+    s: &'a mut [f32],
+    r: &'a mut [f32],
+    x: &'a [f32],
+    mix: &'a mut [f32],
+    alpha: f32,
+}
+
+impl pulp::WithSimd for MixRow<'_> {
+    type Output = [f32; 3];
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> [f32; 3] {
+        let MixRow { s, r, x, mix, alpha } = self;
+        let beta = 1.0 - alpha;
+        // The first pass: maxima, click count and click-weighted sums, and the mix kept. Plain
+        // loops over fixed lanes, so that they vectorise.
+        let (mut st_c, mut st_s, mut st_r) = (RowStats::new(), RowStats::new(), RowStats::new());
+        let mut count = [0.0f32; LANES];
+        let (s_blocks, s_tail) = s.as_chunks::<LANES>();
+        let (r_blocks, r_tail) = r.as_chunks::<LANES>();
+        let (x_blocks, x_tail) = x.as_chunks::<LANES>();
+        let (m_blocks, m_tail) = mix.as_chunks_mut::<LANES>();
+        for (((l_s, l_r), c), m) in s_blocks.iter().zip(r_blocks).zip(x_blocks).zip(m_blocks.iter_mut()) {
+            for k in 0..LANES {
+                m[k] = l_s[k] * alpha + l_r[k] * beta;
+                st_c.max[k] = st_c.max[k].max(m[k]);
+                st_s.max[k] = st_s.max[k].max(l_s[k]);
+                st_r.max[k] = st_r.max[k].max(l_r[k]);
+                count[k] += c[k];
+                st_c.dot[k] += c[k] * m[k];
+                st_s.dot[k] += c[k] * l_s[k];
+                st_r.dot[k] += c[k] * l_r[k];
+            }
+        }
+        let mut n = count.iter().sum::<f32>();
+        let (mut maxes, mut dots) = ([st_c.max(), st_s.max(), st_r.max()], [st_c.dot(), st_s.dot(), st_r.dot()]);
+        for (((&l_s, &l_r), &c), m) in s_tail.iter().zip(r_tail).zip(x_tail).zip(m_tail.iter_mut()) {
+            *m = l_s * alpha + l_r * beta;
+            for (k, l) in [*m, l_s, l_r].into_iter().enumerate() {
+                maxes[k] = maxes[k].max(l);
+                dots[k] += c * l;
+            }
+            n += c;
+        }
+        // The second pass: the three rows' exponentials and their sums.
+        let mut sums = [[0.0f32; LANES]; 3];
+        let (c_blocks, c_tail) = mix.as_chunks_mut::<LANES>();
+        let (s_blocks, s_tail) = s.as_chunks_mut::<LANES>();
+        let (r_blocks, r_tail) = r.as_chunks_mut::<LANES>();
+        for ((l_c, l_s), l_r) in c_blocks.iter_mut().zip(s_blocks.iter_mut()).zip(r_blocks.iter_mut()) {
+            for k in 0..LANES {
+                l_c[k] = exp(l_c[k] - maxes[0]);
+                l_s[k] = exp(l_s[k] - maxes[1]);
+                l_r[k] = exp(l_r[k] - maxes[2]);
+                sums[0][k] += l_c[k];
+                sums[1][k] += l_s[k];
+                sums[2][k] += l_r[k];
+            }
+        }
+        let mut totals = sums.map(|lanes| lanes.iter().sum::<f32>());
+        for ((l_c, l_s), l_r) in c_tail.iter_mut().zip(s_tail.iter_mut()).zip(r_tail.iter_mut()) {
+            for (k, l) in [l_c, l_s, l_r].into_iter().enumerate() {
+                *l = exp(*l - maxes[k]);
+                totals[k] += *l;
+            }
+        }
+        let [scale_c, scale_s, scale_r] = totals.map(|t| n / t);
+        for (((g_s, g_r), &e_c), &c) in s.iter_mut().zip(r.iter_mut()).zip(mix.iter()).zip(x) {
+            let g_c = e_c * scale_c - c;
+            *g_s = (*g_s * scale_s - c) + alpha * g_c;
+            *g_r = (*g_r * scale_r - c) + beta * g_c;
+        }
+        [0, 1, 2].map(|k| n * (totals[k].ln() + maxes[k]) - dots[k])
+    }
+}
+
+/// SiLU, `x · σ(x)`, of a tensor through which no gradient is wanted (a frozen encoder's
+/// activations), detached. On f32 tensors of a host-memory backend ([`host_memory`]) one
+/// vectorised pass ([`tears_core::fastmath::exp`]) over rayon's pool, where burn-flex's sigmoid
+/// runs libm's scalar `expf` on one thread; elsewhere burn's `silu`. Within a few ulps of burn's
+/// `silu` (tested), and the same numbers whatever the number of threads (each element alone).
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::{Tensor, activation::silu};
+/// let x = Tensor::<Flex, 1>::from_floats([-3.0, 0.0, 0.5, 4.0], &Default::default());
+/// let (fast, slow) = (tears_vae::ops::silu_detached(x.clone()), silu(x));
+/// fast.into_data().assert_approx_eq::<f32>(&slow.into_data(), burn::tensor::Tolerance::default());
+/// ```
+pub fn silu_detached<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    let t = t.detach();
+    let device = t.device();
+    if !host_memory::<B>(&device) || t.dtype() != DType::F32 {
+        return burn::tensor::activation::silu(t);
+    }
+    let shape = t.shape();
+    let mut values = match t.clone().into_data().into_vec::<f32>() {
+        Ok(v) => v,
+        Err(_) => return burn::tensor::activation::silu(t),
+    };
+    values.par_chunks_mut(SILU_CHUNK).for_each(|chunk| pulp::Arch::new().dispatch(SiluChunk(chunk)));
+    Tensor::from_data(TensorData::new(values, shape), &device)
+}
+
+/// Elements per rayon task of [`silu_detached`].
+const SILU_CHUNK: usize = 1 << 14;
+
+/// [`silu_detached`] over one chunk, in place.
+struct SiluChunk<'a>(&'a mut [f32]);
+
+impl pulp::WithSimd for SiluChunk<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for v in self.0.iter_mut() {
+            *v /= 1.0 + exp(-*v);
+        }
+    }
+}
+
 /// Row blocks for the parallel part of [`multinomial_nll`]: one per thread of rayon's pool,
 /// each at least `MIN_BLOCK` elements (splitting a small matrix costs more than it saves).
 fn nll_blocks(rows: usize, cols: usize) -> usize {
@@ -472,6 +719,101 @@ mod tests {
         for row in grad.chunks(cols) {
             approx::assert_abs_diff_eq!(row.iter().sum::<f32>(), 0.0, epsilon = 1e-4);
         }
+    }
+
+    /// The mixed NLL's values and gradients against three [`multinomial_nll`] calls through the
+    /// mix, on the host kernel (flex) and on the backend operations.
+    #[test]
+    fn the_mixed_nll_equals_three_nlls_through_the_mix() {
+        type A = burn::backend::Autodiff<Flex>;
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        // 37 columns: two 16-lane blocks and a tail of 5; large logits in both inputs.
+        let (rows, cols) = (19, 37);
+        let mut logits = || -> Vec<f32> {
+            (0..rows * cols).map(|i| rng.random_range(-3.0f32..3.0) * if i % 7 == 0 { 25.0 } else { 1.0 }).collect()
+        };
+        let (first, second) = (logits(), logits());
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| match (i / cols) % 3 {
+                _ if i / cols == rows - 1 => 0.0,
+                1 => rng.random_range(0..3) as f32,
+                _ => f32::from(rng.random_bool(0.2)),
+            })
+            .collect();
+        let weights: Vec<f32> = (0..rows).map(|r| 1.0 + r as f32 / 4.0).collect();
+        let leaf = |v: &Vec<f32>| Tensor::<A, 2>::from_data(TensorData::new(v.clone(), [rows, cols]), &device);
+        for alpha in [0.0f32, 0.3, 1.0] {
+            let run = |mixed: bool| {
+                let (s, r) = (leaf(&first).require_grad(), leaf(&second).require_grad());
+                let xt = leaf(&x);
+                let w = Tensor::<A, 1>::from_data(TensorData::new(weights.clone(), [rows]), &device);
+                let (sum, parts) = if mixed {
+                    let nll = mixed_multinomial_nll(s.clone(), r.clone(), alpha, xt);
+                    (nll.sum, [nll.mixed, nll.first, nll.second])
+                } else {
+                    let c = s.clone().mul_scalar(alpha).add(r.clone().mul_scalar(1.0 - alpha));
+                    let parts = [
+                        multinomial_nll(c, xt.clone()),
+                        multinomial_nll(s.clone(), xt.clone()),
+                        multinomial_nll(r.clone(), xt),
+                    ];
+                    (parts[0].clone().add(parts[1].clone()).add(parts[2].clone()), parts)
+                };
+                let grads = sum.clone().mul(w).sum().backward();
+                let vec1 = |t: Tensor<A, 1>| t.into_data().to_vec::<f32>().unwrap_or_default();
+                let grad = |t: &Tensor<A, 2>| {
+                    t.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default()
+                };
+                (vec1(sum), parts.map(vec1), grad(&s), grad(&r))
+            };
+            let (sum, parts, grad_s, grad_r) = run(true);
+            let (sum_ref, parts_ref, grad_s_ref, grad_r_ref) = run(false);
+            for (a, b) in sum.iter().chain(parts.iter().flatten()).zip(sum_ref.iter().chain(parts_ref.iter().flatten()))
+            {
+                approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-4);
+            }
+            assert_eq!(sum[rows - 1], 0.0, "a row without clicks has no likelihood term");
+            assert_eq!(grad_s.len(), rows * cols);
+            for (a, b) in grad_s.iter().zip(&grad_s_ref).chain(grad_r.iter().zip(&grad_r_ref)) {
+                approx::assert_abs_diff_eq!(*a, *b, epsilon = 1e-4);
+            }
+            // The backend operations (the path of non-host backends) give the same.
+            let plain = |v: &Vec<f32>| Tensor::<T, 2>::from_data(TensorData::new(v.clone(), [rows, cols]), &device);
+            let (s, r, xt) = (plain(&first), plain(&second), plain(&x));
+            let host = mixed_nll_on_host(&s, &r, alpha, &xt).expect("flex tensors take the host path");
+            let ops = mixed_nll_in_blocks(&s, &r, alpha, &xt);
+            let flat = |t: Tensor<T, 2>| t.into_data().to_vec::<f32>().unwrap_or_default();
+            for (a, b) in [(host.0, ops.0), (host.1, ops.1), (host.2, ops.2)] {
+                for (a, b) in flat(a).iter().zip(&flat(b)) {
+                    approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-4);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_host_silu_matches_burns_and_carries_no_gradient() {
+        type A = burn::backend::Autodiff<Flex>;
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // More than one rayon chunk, and values out to where exp saturates.
+        let n = SILU_CHUNK + 37;
+        let values: Vec<f32> =
+            (0..n).map(|i| rng.random_range(-6.0f32..6.0) * if i % 11 == 0 { 30.0 } else { 1.0 }).collect();
+        let x = Tensor::<T, 1>::from_data(TensorData::new(values.clone(), [n]), &device);
+        let fast = silu_detached(x.clone()).into_data().to_vec::<f32>().unwrap_or_default();
+        let slow = burn::tensor::activation::silu(x).into_data().to_vec::<f32>().unwrap_or_default();
+        assert_eq!(fast.len(), n);
+        for ((a, b), v) in fast.iter().zip(&slow).zip(&values) {
+            approx::assert_relative_eq!(*a, *b, max_relative = 4.0 * f32::EPSILON, epsilon = 1e-30);
+            assert!(a.is_finite(), "silu({v}) = {a}");
+        }
+        // No gradient flows through it: the sum's gradient is the identity term's alone.
+        let tracked = Tensor::<A, 1>::from_data(TensorData::new(values, [n]), &device).require_grad();
+        let grads = silu_detached(tracked.clone().mul_scalar(2.0)).add(tracked.clone()).sum().backward();
+        let grad = tracked.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(grad, vec![1.0; n]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use crate::backbone::{Backbone, Given, LatentShape, Loss, Mode, Phase, Posterior, Schedule, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
 use crate::input::InputLayer;
-use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll};
+use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll, silu_detached};
 
 /// RecVAE's encoder: densely connected swish layers, each followed by LayerNorm,
 /// `h_k = LN(swish(W_k h_{k−1} + h_1 + … + h_{k−1}))`, then linear maps to `mu` and `logvar`.
@@ -34,8 +34,25 @@ impl<B: Backend> RecVaeEncoder<B> {
         }
     }
 
+    /// Whether no parameter of the encoder takes a gradient (frozen by `no_grad`, a frozen
+    /// copy, or a backend without autodiff).
+    pub fn is_frozen(&self) -> bool {
+        let free = |l: &Linear<B>| {
+            !l.weight.val().is_require_grad() && l.bias.as_ref().is_none_or(|b| !b.val().is_require_grad())
+        };
+        self.layers.iter().chain([&self.mu, &self.logvar]).all(free)
+            && self.norms.iter().all(|n| !n.gamma.val().is_require_grad())
+    }
+
     /// The posterior given the first dense layer's output `W₁ x + b₁` (before its swish).
+    ///
+    /// A frozen encoder ([`RecVaeEncoder::is_frozen`]) is a constant function of its input,
+    /// which is data (click rows, or the first layer of a frozen weight over them): its
+    /// posterior is computed detached, with the host's SiLU ([`crate::ops::silu_detached`]).
     pub fn after_input(&self, first: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let frozen = self.is_frozen();
+        let swish = |t: Tensor<B, 2>| if frozen { silu_detached(t) } else { silu(t) };
+        let first = if frozen { first.detach() } else { first };
         let mut sum: Option<Tensor<B, 2>> = None;
         let mut h = first.clone();
         for (k, (layer, norm)) in self.layers.iter().zip(&self.norms).enumerate() {
@@ -44,7 +61,7 @@ impl<B: Backend> RecVaeEncoder<B> {
                 Some(s) => pre.add(s.clone()),
                 None => pre,
             };
-            h = norm.forward(silu(pre));
+            h = norm.forward(swish(pre));
             sum = Some(match sum {
                 Some(s) => s.add(h.clone()),
                 None => h.clone(),

@@ -246,6 +246,25 @@ fn a_frozen_encoder_gets_no_gradient_and_the_decoder_does() {
 }
 
 #[test]
+fn a_frozen_recvae_encoder_runs_detached_and_agrees_with_the_trained_one() {
+    let device = Default::default();
+    let model = RecVae::<A>::new(&RecVaeConfig { hidden: 16, latent: 4, ..RecVaeConfig::default() }, 30, 0, &device);
+    assert!(!model.encoder.is_frozen());
+    assert!(model.prior_encoder.is_frozen(), "the prior's copy is frozen");
+    let frozen = model.clone().freeze_encoder();
+    assert!(frozen.encoder.is_frozen());
+    let x = click_rows(8, 30);
+    let (trained, detached) = (model.encode(x.clone(), Mode::Eval), frozen.encode(x, Mode::Eval));
+    for (a, b) in [(trained.mu, detached.mu), (trained.logvar.expect("lv"), detached.logvar.expect("lv"))] {
+        let (a, b) = (values(a.inner()), values(b.inner()));
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(&b) {
+            approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-6);
+        }
+    }
+}
+
+#[test]
 fn macrid_latents_are_unit_norm_per_concept() {
     let device = Default::default();
     let config = MacridConfig { dim: 5, concepts: 3, ..MacridConfig::default() };
