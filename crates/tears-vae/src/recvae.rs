@@ -3,13 +3,14 @@
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 
 use crate::backbone::{Backbone, Given, LatentShape, Loss, Mode, Phase, Posterior, Schedule, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, RecVaeConfig};
 use crate::input::InputLayer;
-use crate::ops::{Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll, silu_detached};
+use crate::ops::{
+    Init, frozen_copy, l2_normalize_rows, log_normal, log_normal_const, multinomial_nll, silu, silu_detached,
+};
 
 /// RecVAE's encoder: densely connected swish layers, each followed by LayerNorm,
 /// `h_k = LN(swish(W_k h_{k−1} + h_1 + … + h_{k−1}))`, then linear maps to `mu` and `logvar`.
