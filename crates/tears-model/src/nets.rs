@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use tears_ot::{Epsilon, SinkhornConfig, gaussian_w2_squared, sinkhorn_divergence};
 use tears_vae::backbone::reparameterize;
-use tears_vae::ops::{Init, kl_standard_normal, l2_normalize_rows, mixed_multinomial_nll, multinomial_nll};
+use tears_vae::ops::{Init, kl_standard_normal, l2_normalize_rows, mixed_multinomial_nll, multinomial_nll, tanh};
 use tears_vae::{Backbone, BackboneKind, InputLayer, LatentShape, Mode, Posterior};
 
 use crate::config::{Alignment, BackboneChoice, Head, TearsConfig};
@@ -144,7 +144,7 @@ impl<B: Backend> ProfileHead<B> {
     /// `[batch, dim] → [batch, out]`.
     pub fn forward(&self, e: Tensor<B, 2>) -> Tensor<B, 2> {
         match &self.hidden {
-            Some(h) => self.out.forward(h.forward(e).tanh()),
+            Some(h) => self.out.forward(tanh(h.forward(e))),
             None => self.out.forward(e),
         }
     }
@@ -191,7 +191,7 @@ impl<B: Backend> Base<B> {
 
     fn posterior(&self, e: Tensor<B, 2>, mode: Mode<'_>) -> Posterior<B> {
         let h = mode.dropout(l2_normalize_rows(e), self.shape.dropout);
-        let out = self.out.forward(self.hidden.forward(h).tanh());
+        let out = self.out.forward(tanh(self.hidden.forward(h)));
         let l = self.shape.latent;
         Posterior { mu: out.clone().narrow(1, 0, l), logvar: Some(out.narrow(1, l, l)) }
     }

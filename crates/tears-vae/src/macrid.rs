@@ -9,7 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::backbone::{Backbone, LatentShape, Loss, Mode, Posterior, Trainable, reparameterize};
 use crate::config::{BackboneKind, MacridConfig, ModelConfig};
-use crate::ops::{Init, l2_normalize_rows, multinomial_nll, param_copy, with_require_grad};
+use crate::ops::{Init, l2_normalize_rows, multinomial_nll, param_copy, tanh, with_require_grad};
 
 /// MacridVAE's encoder side: the item embeddings and concept prototypes (which also drive the
 /// decoder until [`Backbone::freeze_encoder`] gives the decoder its own copy) and the shared
@@ -110,7 +110,7 @@ impl<B: Backend> MacridVae<B> {
         if let Some(bias) = &hidden.bias {
             pre = pre.add(bias.val().unsqueeze_dim(0));
         }
-        let h = self.encoder.out.forward(pre.tanh());
+        let h = self.encoder.out.forward(tanh(pre));
         let mu = l2_normalize_rows(h.clone().narrow(1, 0, d)).reshape([b, k * d]);
         let logvar = h.narrow(1, d, d).neg().reshape([b, k * d]);
         Posterior { mu, logvar: Some(logvar) }
@@ -264,7 +264,7 @@ mod tests {
         let cw = log_c.clone().exp().transpose();
         let xk = x.clone().unsqueeze_dim::<3>(1).mul(cw.unsqueeze_dim::<3>(0)).reshape([b * k, n]);
         let h = mode.dropout(l2_normalize_rows(xk), c.dropout);
-        let h = model.encoder.out.forward(model.encoder.hidden.forward(h).tanh());
+        let h = model.encoder.out.forward(tanh(model.encoder.hidden.forward(h)));
         let mu = l2_normalize_rows(h.clone().narrow(1, 0, d)).reshape([b, k * d]);
         let logvar = h.narrow(1, d, d).neg().reshape([b, k * d]);
         let posterior = Posterior { mu, logvar: Some(logvar.clone()) };

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use crate::backbone::{Backbone, Given, LatentShape, Loss, Mode, Posterior, trainable_halves};
 use crate::config::{BackboneKind, ModelConfig, MultDaeConfig, MultVaeConfig};
 use crate::input::InputLayer;
-use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, weight_sq_norm};
+use crate::ops::{Init, kl_standard_normal, l2_normalize_rows, multinomial_nll, tanh, weight_sq_norm};
 
 /// Mult-DAE: `x → normalise → dropout → tanh(W₁ x + b₁) → W₂ h + b₂`.
 ///
@@ -57,7 +57,7 @@ impl<B: Backend> Backbone<B> for MultDae<B> {
 
     fn encode(&self, x: Tensor<B, 2>, mode: Mode<'_>) -> Posterior<B> {
         let h = mode.dropout(l2_normalize_rows(x), self.config.dropout);
-        Posterior { mu: self.encoder.forward(h).tanh(), logvar: None }
+        Posterior { mu: tanh(self.encoder.forward(h)), logvar: None }
     }
 
     fn input_layer(&self) -> Option<InputLayer<'_, B>> {
@@ -65,7 +65,7 @@ impl<B: Backend> Backbone<B> for MultDae<B> {
     }
 
     fn encode_after_input(&self, first: Tensor<B, 2>, _mode: Mode<'_>) -> Option<Posterior<B>> {
-        Some(Posterior { mu: first.tanh(), logvar: None })
+        Some(Posterior { mu: tanh(first), logvar: None })
     }
 
     fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
@@ -145,7 +145,7 @@ impl<B: Backend> MultVae<B> {
 
     /// The posterior from the first layer's output (before its tanh).
     fn after_input(&self, first: Tensor<B, 2>) -> Posterior<B> {
-        let out = self.encoder.out.forward(first.tanh());
+        let out = self.encoder.out.forward(tanh(first));
         let l = self.config.latent;
         Posterior { mu: out.clone().narrow(1, 0, l), logvar: Some(out.narrow(1, l, l)) }
     }
@@ -182,7 +182,7 @@ impl<B: Backend> Backbone<B> for MultVae<B> {
     }
 
     fn decode(&self, z: Tensor<B, 2>, _mode: Mode<'_>) -> Tensor<B, 2> {
-        self.decoder.out.forward(self.decoder.hidden.forward(z).tanh())
+        self.decoder.out.forward(tanh(self.decoder.hidden.forward(z)))
     }
 
     fn loss(&self, x: Tensor<B, 2>, beta: f32, mode: Mode<'_>) -> Loss<B> {

@@ -391,7 +391,7 @@ pub fn silu_detached<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D
         Ok(v) => v,
         Err(_) => return burn::tensor::activation::silu(t),
     };
-    values.par_chunks_mut(SILU_CHUNK).for_each(|chunk| pulp::Arch::new().dispatch(SiluChunk(chunk)));
+    values.par_chunks_mut(HOST_CHUNK).for_each(|chunk| pulp::Arch::new().dispatch(SiluChunk(chunk)));
     Tensor::from_data(TensorData::new(values, shape), &device)
 }
 
@@ -403,44 +403,86 @@ pub fn silu_detached<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D
 /// differentiates through a product and a sigmoid. Elsewhere burn's `silu`. Value and gradient
 /// tested against burn's.
 pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    with_slope(x, burn::tensor::activation::silu, |x| {
+        let s = 1.0 / (1.0 + exp(-x));
+        (x * s, s * (1.0 + x * (1.0 - s)))
+    })
+}
+
+/// `tanh`, with its gradient `1 − tanh²`. On f32 tensors of a host-memory backend one
+/// vectorised host pass computes the value `y` (a Taylor polynomial below |x| = 1/4, the
+/// exponential form above) and the slope `g = 1 − y²`, and the result is `x · g + (y − x · g)`
+/// with both factors constant, as in [`silu`]: the backward pass is one product. burn-flex's
+/// `tanh` runs libm's scalar `tanhf` on one thread. Elsewhere `Tensor::tanh`. Value and gradient
+/// tested against burn's.
+pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    with_slope(x, Tensor::tanh, |x| {
+        let y = tanh_f32(x);
+        (y, 1.0 - y * y)
+    })
+}
+
+/// `tanh(x)` in f32, branch-free: `x − x³/3 + 2x⁵/15 − 17x⁷/315 + 62x⁹/2835` for |x| < 1/4
+/// (truncation below 1e-8 relative), `sign(x) (1 − e)/(1 + e)` with `e = exp(−2|x|)` above.
+#[inline(always)]
+fn tanh_f32(x: f32) -> f32 {
+    let x2 = x * x;
+    let series = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
+    let e = exp(-2.0 * x.abs());
+    let far = ((1.0 - e) / (1.0 + e)).copysign(x);
+    if x.abs() < 0.25 { series } else { far }
+}
+
+/// An element-wise function `f` with derivative `f'`, differentiable, through one host pass:
+/// `pair(x) = (f(x), f'(x))` gives the value `y` and slope `g`, and the result is
+/// `x · g + (y − x · g)` with both factors constant, so the value is `y` up to one rounding and
+/// the backward pass is one product. Tensors that are not f32 on a host-memory backend take
+/// `fallback`.
+fn with_slope<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    fallback: fn(Tensor<B, D>) -> Tensor<B, D>,
+    pair: impl Fn(f32) -> (f32, f32) + Sync + Send + Copy,
+) -> Tensor<B, D> {
     let device = x.device();
     if !host_memory::<B>(&device) || x.dtype() != DType::F32 {
-        return burn::tensor::activation::silu(x);
+        return fallback(x);
     }
     let shape = x.shape();
     let Ok(mut slope) = x.clone().detach().into_data().into_vec::<f32>() else {
-        return burn::tensor::activation::silu(x);
+        return fallback(x);
     };
     let mut offset = vec![0.0f32; slope.len()];
-    slope.par_chunks_mut(SILU_CHUNK).zip(offset.par_chunks_mut(SILU_CHUNK)).for_each(|(slope, offset)| {
-        pulp::Arch::new().dispatch(SiluSlope { slope, offset });
+    slope.par_chunks_mut(HOST_CHUNK).zip(offset.par_chunks_mut(HOST_CHUNK)).for_each(|(slope, offset)| {
+        pulp::Arch::new().dispatch(Slope { slope, offset, pair });
     });
     let constant = |v: Vec<f32>| Tensor::<B, D>::from_data(TensorData::new(v, shape.clone()), &device);
     x.mul(constant(slope)).add(constant(offset))
 }
 
-/// [`silu`] over one chunk: on entry `slope` holds `x`, on exit `g`; `offset` gets `y − x · g`.
-struct SiluSlope<'a> {
+/// [`with_slope`] over one chunk: on entry `slope` holds `x`, on exit `f'(x)`; `offset` gets
+/// `f(x) − x · f'(x)`.
+struct Slope<'a, F> {
     slope: &'a mut [f32],
     offset: &'a mut [f32],
+    pair: F,
 }
 
-impl pulp::WithSimd for SiluSlope<'_> {
+impl<F: Fn(f32) -> (f32, f32)> pulp::WithSimd for Slope<'_, F> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         for (g, c) in self.slope.iter_mut().zip(self.offset.iter_mut()) {
             let x = *g;
-            let s = 1.0 / (1.0 + exp(-x));
-            *g = s * (1.0 + x * (1.0 - s));
-            *c = x * s - x * *g;
+            let (y, d) = (self.pair)(x);
+            *g = d;
+            *c = y - x * d;
         }
     }
 }
 
-/// Elements per rayon task of [`silu_detached`].
-const SILU_CHUNK: usize = 1 << 14;
+/// Elements per rayon task of the host element-wise kernels ([`silu_detached`], [`with_slope`]).
+const HOST_CHUNK: usize = 1 << 14;
 
 /// [`silu_detached`] over one chunk, in place.
 struct SiluChunk<'a>(&'a mut [f32]);
@@ -842,7 +884,7 @@ mod tests {
         let device = Default::default();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // More than one rayon chunk, and values out to where exp saturates.
-        let n = SILU_CHUNK + 37;
+        let n = HOST_CHUNK + 37;
         let values: Vec<f32> =
             (0..n).map(|i| rng.random_range(-6.0f32..6.0) * if i % 11 == 0 { 30.0 } else { 1.0 }).collect();
         let x = Tensor::<T, 1>::from_data(TensorData::new(values.clone(), [n]), &device);
@@ -865,7 +907,7 @@ mod tests {
         type A = burn::backend::Autodiff<Flex>;
         let device = Default::default();
         let mut rng = ChaCha8Rng::seed_from_u64(8);
-        let n = SILU_CHUNK + 41;
+        let n = HOST_CHUNK + 41;
         let values: Vec<f32> =
             (0..n).map(|i| rng.random_range(-6.0f32..6.0) * if i % 13 == 0 { 30.0 } else { 1.0 }).collect();
         let weights: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -884,6 +926,45 @@ mod tests {
         for (a, b) in value.iter().zip(&value_ref) {
             approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-6);
         }
+        for (a, b) in grad.iter().zip(&grad_ref) {
+            approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_host_tanh_and_its_gradient_match_burns() {
+        type A = burn::backend::Autodiff<Flex>;
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let n = HOST_CHUNK + 43;
+        // Both sides of the series' switch at 1/4, tiny values, and saturation.
+        let values: Vec<f32> = (0..n)
+            .map(|i| match i % 4 {
+                0 => rng.random_range(-0.3f32..0.3),
+                1 => rng.random_range(-1e-3f32..1e-3),
+                2 => rng.random_range(-4.0f32..4.0),
+                _ => rng.random_range(-60.0f32..60.0),
+            })
+            .collect();
+        for v in [0.0f32, 0.25, -0.25, 1e-30] {
+            approx::assert_relative_eq!(tanh_f32(v), v.tanh(), max_relative = 4.0 * f32::EPSILON);
+        }
+        let weights: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let run = |f: fn(Tensor<A, 1>) -> Tensor<A, 1>| {
+            let x = Tensor::<A, 1>::from_data(TensorData::new(values.clone(), [n]), &device).require_grad();
+            let w = Tensor::<A, 1>::from_data(TensorData::new(weights.clone(), [n]), &device);
+            let y = f(x.clone().mul_scalar(2.0)).mul(w);
+            let grads = y.clone().sum().backward();
+            let grad = x.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+            (y.into_data().to_vec::<f32>().unwrap_or_default(), grad)
+        };
+        let (value, grad) = run(tanh);
+        let (value_ref, grad_ref) = run(Tensor::tanh);
+        assert_eq!(grad.len(), n);
+        for (a, b) in value.iter().zip(&value_ref) {
+            approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-7);
+        }
+        // 1 − y² loses digits as y nears ±1: an ulp of y is 1.2e-7 there.
         for (a, b) in grad.iter().zip(&grad_ref) {
             approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-6);
         }
