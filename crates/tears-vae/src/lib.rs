@@ -46,6 +46,7 @@ pub mod model;
 pub mod mult;
 pub mod noise;
 pub mod ops;
+pub mod optim;
 pub mod parallel;
 pub mod recvae;
 pub mod trainer;
