@@ -111,15 +111,16 @@ impl<B: Backend> SimpleOptimizer<B> for HostAdam {
             None => (1, vec![0.0; n], vec![0.0; n]),
             Some(s) => {
                 let AdaptiveMomentumState { time, moment_1, moment_2, .. } = s.momentum;
-                match (host_values(moment_1), host_values(moment_2)) {
-                    (Ok(m), Ok(v)) => (time + 1, m, v),
-                    (m, v) => {
-                        let m = m.unwrap_or_else(|t| t.into_data().to_vec::<f32>().unwrap_or_default());
-                        let v = v.unwrap_or_else(|t| t.into_data().to_vec::<f32>().unwrap_or_default());
-                        let state = AdamState::new(AdaptiveMomentumState::new(time, back(m), back(v)));
-                        return self.fallback.step(lr, back(param), back(grad), Some(state));
-                    }
-                }
+                let state = |m, v| Some(AdamState::new(AdaptiveMomentumState::new(time, m, v)));
+                let m = match host_values(moment_1) {
+                    Ok(m) => m,
+                    Err(m) => return self.fallback.step(lr, back(param), back(grad), state(m, moment_2)),
+                };
+                let v = match host_values(moment_2) {
+                    Ok(v) => v,
+                    Err(v) => return self.fallback.step(lr, back(param), back(grad), state(back(m), v)),
+                };
+                (time + 1, m, v)
             }
         };
         // The scalars exactly as burn's `AdaptiveMomentum::transform` forms them, in f32.
