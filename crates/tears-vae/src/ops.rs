@@ -902,26 +902,34 @@ mod tests {
         assert_eq!(grad, vec![1.0; n]);
     }
 
-    #[test]
-    fn the_host_silu_and_its_gradient_match_burns() {
+    /// `f(scale · x) ⊙ w` on autodiff flex, through an intermediate as inside an encoder: its
+    /// values and the gradient of their sum with respect to `x`.
+    fn weighted_value_and_grad(
+        f: fn(Tensor<burn::backend::Autodiff<Flex>, 1>) -> Tensor<burn::backend::Autodiff<Flex>, 1>,
+        values: &[f32],
+        weights: &[f32],
+        scale: f32,
+    ) -> (Vec<f32>, Vec<f32>) {
         type A = burn::backend::Autodiff<Flex>;
         let device = Default::default();
+        let n = values.len();
+        let x = Tensor::<A, 1>::from_data(TensorData::new(values.to_vec(), [n]), &device).require_grad();
+        let w = Tensor::<A, 1>::from_data(TensorData::new(weights.to_vec(), [n]), &device);
+        let y = f(x.clone().mul_scalar(scale)).mul(w);
+        let grads = y.clone().sum().backward();
+        let grad = x.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+        (y.into_data().to_vec::<f32>().unwrap_or_default(), grad)
+    }
+
+    #[test]
+    fn the_host_silu_and_its_gradient_match_burns() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let n = HOST_CHUNK + 41;
         let values: Vec<f32> =
             (0..n).map(|i| rng.random_range(-6.0f32..6.0) * if i % 13 == 0 { 30.0 } else { 1.0 }).collect();
         let weights: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let run = |f: fn(Tensor<A, 1>) -> Tensor<A, 1>| {
-            let x = Tensor::<A, 1>::from_data(TensorData::new(values.clone(), [n]), &device).require_grad();
-            let w = Tensor::<A, 1>::from_data(TensorData::new(weights.clone(), [n]), &device);
-            // Through an intermediate, as inside an encoder.
-            let y = f(x.clone().mul_scalar(0.5)).mul(w);
-            let grads = y.clone().sum().backward();
-            let grad = x.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
-            (y.into_data().to_vec::<f32>().unwrap_or_default(), grad)
-        };
-        let (value, grad) = run(silu);
-        let (value_ref, grad_ref) = run(burn::tensor::activation::silu);
+        let (value, grad) = weighted_value_and_grad(silu, &values, &weights, 0.5);
+        let (value_ref, grad_ref) = weighted_value_and_grad(burn::tensor::activation::silu, &values, &weights, 0.5);
         assert_eq!(grad.len(), n);
         for (a, b) in value.iter().zip(&value_ref) {
             approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-6);
@@ -933,8 +941,6 @@ mod tests {
 
     #[test]
     fn the_host_tanh_and_its_gradient_match_burns() {
-        type A = burn::backend::Autodiff<Flex>;
-        let device = Default::default();
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let n = HOST_CHUNK + 43;
         // Both sides of the series' switch at 1/4, tiny values, and saturation.
@@ -950,16 +956,8 @@ mod tests {
             approx::assert_relative_eq!(tanh_f32(v), v.tanh(), max_relative = 4.0 * f32::EPSILON);
         }
         let weights: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let run = |f: fn(Tensor<A, 1>) -> Tensor<A, 1>| {
-            let x = Tensor::<A, 1>::from_data(TensorData::new(values.clone(), [n]), &device).require_grad();
-            let w = Tensor::<A, 1>::from_data(TensorData::new(weights.clone(), [n]), &device);
-            let y = f(x.clone().mul_scalar(2.0)).mul(w);
-            let grads = y.clone().sum().backward();
-            let grad = x.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
-            (y.into_data().to_vec::<f32>().unwrap_or_default(), grad)
-        };
-        let (value, grad) = run(tanh);
-        let (value_ref, grad_ref) = run(Tensor::tanh);
+        let (value, grad) = weighted_value_and_grad(tanh, &values, &weights, 2.0);
+        let (value_ref, grad_ref) = weighted_value_and_grad(Tensor::tanh, &values, &weights, 2.0);
         assert_eq!(grad.len(), n);
         for (a, b) in value.iter().zip(&value_ref) {
             approx::assert_relative_eq!(*a, *b, max_relative = 1e-5, epsilon = 1e-7);
